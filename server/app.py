@@ -1,0 +1,113 @@
+"""The Starlette app: ingestion under /v1/, published results under /q/, MCP at /mcp."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pulseboard.server.ingest import EventWriter, ingest_routes
+from pulseboard.server.mcp_server import create_mcp
+from pulseboard.server.public import PublicationCache, compute_publication, public_routes
+from pulseboard.server.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+SECRET_QUERY = re.compile(r"(?i)\b(key|token|api_key)=[^&\s]*")
+
+
+def redact_query(query: str) -> str:
+    """Replace key, token and api_key values in a query string with '***'."""
+    return SECRET_QUERY.sub(lambda match: f"{match.group(1)}=***", query)
+
+
+class RequestLogMiddleware:
+    """Log one line per HTTP request: method, path, redacted query, status and duration."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            query = redact_query(scope.get("query_string", b"").decode("latin-1"))
+            target = scope["path"] + (f"?{query}" if query else "")
+            logger.info(
+                "%s %s %d %.1f ms", scope["method"], target, status, (time.perf_counter() - started) * 1000
+            )
+
+
+def transport_security(public_url: str) -> TransportSecuritySettings:
+    """Allow MCP requests addressed to localhost or to the public URL's host, nothing else."""
+    parts = urlsplit(public_url)
+    hosts = list(LOCAL_HOSTS)
+    if parts.hostname and parts.hostname not in hosts:
+        hosts.append(parts.hostname)
+    allowed_hosts = hosts + [f"{host}:*" for host in hosts]
+    allowed_origins = [f"{scheme}://{host}" for host in allowed_hosts for scheme in ("http", "https")]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=allowed_hosts,
+        allowed_origins=allowed_origins,
+    )
+
+
+async def health(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(runtime: Runtime, *, api_token: str) -> Starlette:
+    """Build the web app; one app per process, since the MCP session manager runs once."""
+    mcp = create_mcp(runtime, token=api_token)
+    mcp_app = mcp.streamable_http_app(transport_security=transport_security(runtime.settings.public_url))
+    writer = EventWriter(runtime.store)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        logger.info("pulseboard web app started; public URL %s", runtime.settings.public_url)
+        async with mcp.session_manager.run():
+            try:
+                yield
+            finally:
+                await writer.close()
+                logger.info("pulseboard web app stopped")
+
+    app = Starlette(
+        routes=[
+            Route("/health", health),
+            *ingest_routes(),
+            *public_routes(),
+            Mount("/", app=mcp_app),  # last: a root mount matches every path
+        ],
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.writer = writer
+    app.state.publications = PublicationCache(compute_publication(runtime))
+    app.add_middleware(RequestLogMiddleware)
+    return app

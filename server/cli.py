@@ -1,0 +1,468 @@
+"""The `pulseboard` command line."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pulseboard.server.lock import StoreLock
+from pulseboard.server.settings import PROJECT_ID_PATTERN, Settings, SettingsError, load_settings
+from pulseboard.server.store import Store, StoreError, StoreLockedError
+
+logger = logging.getLogger(__name__)
+
+
+class CommandError(Exception):
+    """A command cannot run; the message says why and what to do."""
+
+
+# Store access
+
+
+class OpenedStore:
+    """A store opened by this process, with the embedded folder's lock held while open."""
+
+    def __init__(self, settings: Settings, command: str) -> None:
+        self.settings = settings
+        self.lock: StoreLock | None = None
+        folder = settings.chdb_path
+        if folder is not None:
+            self.lock = StoreLock(folder)
+            if not self.lock.acquire(command):
+                raise StoreLockedError(locked_message(settings, self.lock))
+        try:
+            self.store = Store.open(settings.clickhouse_url)
+        except Exception:
+            self.close_lock()
+            raise
+
+    def close(self) -> None:
+        self.store.close()
+        self.close_lock()
+
+    def close_lock(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+    def __enter__(self) -> Store:
+        return self.store
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def locked_message(settings: Settings, lock: StoreLock) -> str:
+    holder = lock.holder()
+    who = f"process {holder.pid} (pulseboard {holder.command})" if holder else "another process"
+    lines = [f"The embedded store {settings.chdb_path} is in use by {who}; chDB opens a folder from one process only."]
+    if holder and holder.url:
+        lines.append(f"Connect MCP clients to the running server instead: {holder.url}/mcp")
+        lines.append("  " + json.dumps(http_client_config(holder.url)))
+        lines.append(f"Send events to {holder.url}/v1/analytics/<project_id>/.")
+    lines.append(
+        "Or stop that process, or set PULSEBOARD_CLICKHOUSE_URL to a ClickHouse server "
+        "(http://user:password@host:8123/db) that several processes can share."
+    )
+    return "\n".join(lines)
+
+
+def http_client_config(url: str) -> dict[str, Any]:
+    return {
+        "mcpServers": {
+            "pulseboard": {"url": f"{url}/mcp", "headers": {"Authorization": "Bearer <token from api_token file>"}}
+        }
+    }
+
+
+def running_server(settings: Settings) -> str:
+    """Return the URL of a `serve` process holding the embedded store, or ''."""
+    folder = settings.chdb_path
+    if folder is None:
+        return ""
+    lock = StoreLock(folder)
+    if lock.acquire("probe"):
+        lock.release()
+        return ""
+    holder = lock.holder()
+    return holder.url if holder else ""
+
+
+def api_token(settings: Settings, *, create: bool) -> str:
+    """Return the API token: the setting, else the one stored in the data folder (made on first use)."""
+    if settings.api_token:
+        return settings.api_token
+    path = settings.data_dir / "api_token"
+    if path.exists():
+        return path.read_text().strip()
+    if not create:
+        raise CommandError(f"No API token yet: set PULSEBOARD_API_TOKEN or start `pulseboard serve` once ({path}).")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = "pbt_" + secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+def ensure_project(store: Store, project_id: str) -> None:
+    if store.get_project(project_id) is None:
+        raise CommandError(
+            f"Project {project_id!r} does not exist; create it with `pulseboard project create {project_id}`."
+        )
+
+
+def call_running_server(url: str, settings: Settings, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Call one MCP tool on the running server over streamable HTTP with the API token."""
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    token = api_token(settings, create=False)
+
+    async def call() -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=settings.query_timeout_s + 30) as http:
+            async with Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
+                result = await client.call_tool(tool, arguments)
+        if result.is_error:
+            raise CommandError(result.content[0].text if result.content else f"{tool} failed")
+        return dict(result.structured_content or {})
+
+    return anyio.run(call)
+
+
+# Output
+
+
+def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], output_format: str) -> None:
+    if output_format == "json":
+        print(json.dumps([dict(zip(columns, row)) for row in rows], default=str, indent=2))
+        return
+    if output_format == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        return
+    from pulseboard.server.demo import format_table
+
+    print(format_table(list(columns), [list(row) for row in rows]))
+
+
+# Commands
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from pulseboard.server.app import create_app
+    from pulseboard.server.runtime import Runtime
+
+    token = api_token(settings, create=True)
+    opened = OpenedStore(settings, "serve")
+    try:
+        if opened.lock is not None:
+            opened.lock.describe("serve", f"http://{settings.host}:{settings.port}")
+        if args.create_project and opened.store.get_project(settings.default_project) is None:
+            _, key = opened.store.create_project(settings.default_project)
+            print(f"Created project {settings.default_project!r}; ingestion key (shown once): {key}", file=sys.stderr)
+        app = create_app(Runtime(settings, opened.store), api_token=token)
+        print(serve_banner(settings), file=sys.stderr)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    finally:
+        opened.close()
+    return 0
+
+
+def serve_banner(settings: Settings) -> str:
+    token_source = "PULSEBOARD_API_TOKEN" if settings.api_token else str(settings.data_dir / "api_token")
+    return (
+        f"pulseboard serving on http://{settings.host}:{settings.port}\n"
+        f"  MCP (streamable HTTP): {settings.public_url}/mcp  (bearer token in {token_source})\n"
+        f"  ingestion:             {settings.public_url}/v1/analytics/<project_id>/\n"
+        f"  published results:     {settings.public_url}/q/<publication_id>?key=<key>"
+    )
+
+
+def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from pulseboard.server.mcp_server import create_mcp
+    from pulseboard.server.runtime import Runtime
+
+    with OpenedStore(settings, "mcp") as store:
+        logger.info("pulseboard MCP server starting on stdio")
+        create_mcp(Runtime(settings, store)).run()
+        logger.info("pulseboard MCP server stopped")
+    return 0
+
+
+def cmd_project_create(args: argparse.Namespace, settings: Settings) -> int:
+    if not PROJECT_ID_PATTERN.match(args.name):
+        raise CommandError(f"{args.name!r} is not a valid project id; use 1-63 lowercase letters, digits, '_' or '-'.")
+    with OpenedStore(settings, "project create") as store:
+        project, key = store.create_project(args.name, timezone=args.timezone)
+    print(f"Created project {project.project_id}.")
+    print(f"Ingestion key (shown only now; store it safely): {key}")
+    return 0
+
+
+def cmd_project_list(args: argparse.Namespace, settings: Settings) -> int:
+    with OpenedStore(settings, "project list") as store:
+        projects = store.list_projects()
+    print_rows(
+        ["project_id", "name", "timezone", "created_at"],
+        [[p.project_id, p.name, p.timezone, p.created_at.isoformat()] for p in projects],
+        args.format,
+    )
+    return 0
+
+
+def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    project_id = args.project or settings.default_project
+    url = running_server(settings)
+    if url:
+        result = call_running_server(url, settings, "analytics_query", {"hogql": args.hogql, "project_id": project_id})
+        columns = [column["name"] for column in result["columns"]]
+        rows = result["rows"]
+        truncated = result["truncated"]
+    else:
+        from pulseboard.tools.errors import call_tool
+        from pulseboard.tools.query import run_hogql
+
+        with OpenedStore(settings, "query") as store:
+            ensure_project(store, project_id)
+            output = call_tool("query", lambda: run_hogql(store, settings, project_id, args.hogql))
+        columns = [column.name for column in output.columns]
+        rows = output.rows
+        truncated = output.truncated
+    print_rows(columns, rows, args.format)
+    if truncated:
+        print(f"(truncated to {len(rows)} rows; add a LIMIT of up to 10000 to get more)", file=sys.stderr)
+    return 0
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise CommandError(f"--param {text!r} is not NAME=VALUE; e.g. --param w_revenue=50.")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw
+
+
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    project_id = args.project or settings.default_project
+    params = dict(parse_param(item) for item in args.param)
+    arguments = {
+        "description": args.description, "title": args.title, "recipe_id": args.recipe or "",
+        "params": params or None, "hogql": args.hogql or "", "project_id": project_id,
+        "cache_ttl_s": args.cache_ttl,
+    }
+    url = running_server(settings)
+    if url:
+        result = call_running_server(url, settings, "publish_query", arguments)
+        public_url = result["public_url"]
+    else:
+        from pulseboard.tools.errors import call_tool
+        from pulseboard.tools.publish import publish
+
+        arguments.pop("project_id")
+        arguments["params"] = params
+        with OpenedStore(settings, "publish") as store:
+            output = call_tool("publish", lambda: publish(store, settings, project_id, **arguments))
+        public_url = output.public_url
+    print(public_url)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from pulseboard.server.importer import import_file
+
+    project_id = args.project or settings.default_project
+    if running_server(settings):
+        raise CommandError(
+            "`pulseboard serve` holds the embedded store; stop it to import, or send the events to its "
+            "/v1/analytics/<project_id>/ endpoint."
+        )
+    with OpenedStore(settings, "import") as store:
+        ensure_project(store, project_id)
+        report = import_file(store, project_id, Path(args.file), Path(args.mapping), now=dt.datetime.now(dt.timezone.utc))
+    print(report.summary() if hasattr(report, "summary") else report)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from pulseboard.server.demo import format_table, load_demo
+    from pulseboard.tools.publish import publish
+    from pulseboard.tools.recipes import run_recipe
+
+    project_id = settings.default_project
+    opened = OpenedStore(settings, "demo")
+    store = opened.store
+    try:
+        if store.list_projects():
+            raise CommandError(
+                f"{settings.data_dir} already holds a pulseboard store; the demo needs a fresh data "
+                "directory. Omit --data-dir to use a new temporary one."
+            )
+        store.create_project(project_id, name="Demo")
+        reference_time = dt.datetime.now(dt.timezone.utc)
+        count = load_demo(store, project_id, reference_time, args.extra_accounts)
+        print(f"Loaded {count} demo events into project {project_id!r} in {settings.data_dir}.\n")
+
+        output = run_recipe(store, settings, project_id, "account_health_score", {})
+        print("account_health_score (lowest first):")
+        print(format_table([c.name for c in output.columns], output.rows))
+
+        published = publish(
+            store, settings, project_id, recipe_id="account_health_score", title="Account health",
+            description="Every account scored 0-100 on usage, usage trend, revenue and friction.",
+        )
+        print(f"\nPublic dashboard: {published.public_url}")
+        print(f"  JSON: {published.public_url}&format=json   CSV: {published.public_url}&format=csv")
+        if args.no_serve:
+            print(f"\nServe it with: pulseboard serve --data-dir {settings.data_dir} --port {settings.port}")
+            return 0
+    finally:
+        if args.no_serve or sys.exc_info()[0] is not None:
+            opened.close()
+
+    import uvicorn
+
+    from pulseboard.server.app import create_app
+    from pulseboard.server.runtime import Runtime
+
+    try:
+        token = api_token(settings, create=True)
+        if opened.lock is not None:
+            opened.lock.describe("demo", f"http://{settings.host}:{settings.port}")
+        print(serve_banner(settings))
+        print(f"  API token: {token}\nPress Ctrl+C to stop.")
+        app = create_app(Runtime(settings, store), api_token=token)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    finally:
+        opened.close()
+    return 0
+
+
+# Argument parsing
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="Data folder (PULSEBOARD_DATA_DIR); default ~/.local/share/pulseboard.")
+    common.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (PULSEBOARD_LOG_LEVEL); default INFO.")
+
+    network = argparse.ArgumentParser(add_help=False)
+    network.add_argument("--host", help="Interface to bind (PULSEBOARD_HOST); default 127.0.0.1.")
+    network.add_argument("--port", type=int, help="TCP port (PULSEBOARD_PORT); default 8787.")
+    network.add_argument("--public-url", help="Base of published links (PULSEBOARD_PUBLIC_URL); default http://HOST:PORT.")
+
+    parser = argparse.ArgumentParser(
+        prog="pulseboard",
+        description="Product analytics for agents: HogQL queries, account health recipes and published dashboards.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", parents=[common, network], help="Serve MCP (/mcp), ingestion (/v1/) and published results (/q/).")
+    serve.add_argument("--create-project", action="store_true", help="Create the default project if it does not exist and print its ingestion key.")
+    serve.set_defaults(handler=cmd_serve)
+
+    mcp = commands.add_parser("mcp", parents=[common], help="Serve MCP over stdio (for a client that starts the server).")
+    mcp.set_defaults(handler=cmd_mcp)
+
+    project = commands.add_parser("project", help="Create or list projects.")
+    project_commands = project.add_subparsers(dest="project_command", required=True, metavar="ACTION")
+    create = project_commands.add_parser("create", parents=[common], help="Create a project and print its ingestion key once.")
+    create.add_argument("name", help="Project id: 1-63 lowercase letters, digits, '_' or '-'.")
+    create.add_argument("--timezone", default="UTC", help="IANA time zone that day buckets and now() follow; default UTC.")
+    create.set_defaults(handler=cmd_project_create)
+    listing = project_commands.add_parser("list", parents=[common], help="List projects.")
+    listing.add_argument("--format", choices=["table", "json", "csv"], default="table", help="Output format; default table.")
+    listing.set_defaults(handler=cmd_project_list)
+
+    query = commands.add_parser("query", parents=[common], help="Run one HogQL query and print the rows.")
+    query.add_argument("hogql", help="HogQL SELECT over the events table.")
+    query.add_argument("--project", help="Project id; default PULSEBOARD_DEFAULT_PROJECT (default).")
+    query.add_argument("--format", choices=["table", "json", "csv"], default="table", help="Output format; default table.")
+    query.set_defaults(handler=cmd_query)
+
+    importer = commands.add_parser("import", parents=[common], help="Import a CSV or JSON-lines export as events.")
+    importer.add_argument("file", help="CSV file with a header row, or JSON lines (.jsonl / .ndjson).")
+    importer.add_argument("--mapping", required=True, help="TOML file mapping columns to event fields and properties.")
+    importer.add_argument("--project", help="Project id; default PULSEBOARD_DEFAULT_PROJECT (default).")
+    importer.set_defaults(handler=cmd_import)
+
+    publisher = commands.add_parser("publish", parents=[common, network], help="Publish a recipe or query and print its public URL.")
+    source = publisher.add_mutually_exclusive_group(required=True)
+    source.add_argument("--recipe", help="Recipe id, e.g. account_health_score.")
+    source.add_argument("--hogql", help="HogQL query to publish.")
+    publisher.add_argument("--param", action="append", default=[], help="Recipe parameter NAME=VALUE (JSON value or text); repeatable.")
+    publisher.add_argument("--description", default="", help="Text shown under the title.")
+    publisher.add_argument("--title", default="", help="Page title; default the recipe id.")
+    publisher.add_argument("--cache-ttl", type=int, help="Seconds a computed result is reused; default PULSEBOARD_CACHE_TTL_S (60).")
+    publisher.add_argument("--project", help="Project id; default PULSEBOARD_DEFAULT_PROJECT (default).")
+    publisher.set_defaults(handler=cmd_publish)
+
+    demo = commands.add_parser("demo", parents=[common, network], help="Load demo accounts, score them, publish the table and serve it.")
+    demo.add_argument("--extra-accounts", type=int, default=40, help="Generated accounts besides the five reference ones; default 40.")
+    demo.add_argument("--no-serve", action="store_true", help="Print the table and URL, then exit instead of serving.")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("data_dir", "host", "port", "public_url", "log_level"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    if args.command == "demo" and "data_dir" not in overrides:
+        overrides["data_dir"] = tempfile.mkdtemp(prefix="pulseboard-demo-")
+    return load_settings(**overrides)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "extra_accounts", 0) < 0:
+        parser.error(f"--extra-accounts {args.extra_accounts} is negative; give 0 or more.")
+    try:
+        settings = settings_from_args(args)
+        configure_logging(settings.log_level)
+        return args.handler(args, settings)
+    except (CommandError, SettingsError, StoreError) as error:
+        print(f"pulseboard: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # tool errors from call_tool carry their own text
+        from mcp.server.mcpserver.exceptions import ToolError
+
+        if isinstance(error, ToolError):
+            print(f"pulseboard: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""The MCP server: pulseboard's tools, typed for agents, over one Runtime."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import anyio
+from mcp.server import MCPServer
+from mcp.server.auth.provider import AccessToken, TokenVerifier
+from mcp.server.auth.settings import AuthSettings
+from mcp.types import ToolAnnotations
+from pydantic import AnyHttpUrl, BaseModel, Field
+
+from pulseboard.server.runtime import Runtime
+from pulseboard.tools.errors import UserInputError, call_tool
+from pulseboard.tools.publish import PublishOutput, publish
+from pulseboard.tools.query import QueryOutput, run_hogql
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+INSTRUCTIONS = """\
+Pulseboard answers product-analytics questions over events keyed by account.
+Query the `events` table (uuid, event, distinct_id, timestamp, properties) with HogQL through
+analytics_query; read properties as properties.account_id, properties.$browser or properties['x'].
+Usage events, `$exception` errors, `support_ticket_opened` tickets and `subscription_started` /
+`plan_changed` revenue events (properties mrr, plan) share one table. Use list_recipes and
+run_recipe for stored analyses such as account_health_score, and publish_query to share a result
+as a public dashboard URL."""
+
+VariableValue = str | int | float | bool
+
+
+class StaticTokenVerifier(TokenVerifier):
+    """Accept exactly one bearer token, compared in constant time."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if hmac.compare_digest(token.encode(), self._token):
+            return AccessToken(token=token, client_id="pulseboard-api-token", scopes=[])
+        return None
+
+
+class RecipeParameterInfo(BaseModel):
+    name: str
+    type: str
+    default: Any = None
+    description: str = ""
+
+
+class RecipeSummary(BaseModel):
+    recipe_id: str
+    title: str
+    description: str
+    parameters: list[dict[str, Any]]
+    output_columns: list[dict[str, Any]]
+
+
+class RecipeList(BaseModel):
+    recipes: list[RecipeSummary]
+
+
+def placeholder_type(name: str, value: VariableValue) -> str:
+    if isinstance(value, bool):
+        return "Bool"
+    if isinstance(value, int):
+        return "Int64"
+    if isinstance(value, float):
+        return "Float64"
+    if isinstance(value, str):
+        return "String"
+    raise UserInputError(f"Variable {name!r} has an unsupported value {value!r}; use a string, number or boolean.")
+
+
+def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
+    """Build the MCP server; with a token, HTTP clients must send it as a bearer token."""
+    auth: dict[str, Any] = {}
+    if token:
+        auth = {
+            "token_verifier": StaticTokenVerifier(token),
+            # No resource_server_url: a static token needs no OAuth discovery routes.
+            "auth": AuthSettings(issuer_url=AnyHttpUrl(runtime.settings.public_url), resource_server_url=None),
+        }
+    server = MCPServer("pulseboard", instructions=INSTRUCTIONS, log_level=runtime.settings.log_level, **auth)
+    settings = runtime.settings
+    store = runtime.store
+
+    async def run_tool(name: str, work: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        status = "error"
+        try:
+            result = await anyio.to_thread.run_sync(call_tool, name, work)
+            status = "ok"
+            return result
+        finally:
+            logger.info("tool %s %s in %.1f ms", name, status, (time.perf_counter() - started) * 1000)
+
+    ProjectId = Annotated[
+        str, Field(description=f"Project to act on; '{settings.default_project}' unless told otherwise.")
+    ]
+
+    @server.tool(
+        title="Run a HogQL analytics query",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+    )
+    async def analytics_query(
+        hogql: Annotated[
+            str,
+            Field(
+                description="One HogQL SELECT (PostHog's SQL dialect) over the `events` table, e.g. "
+                "SELECT properties.account_id AS account, count() FROM events "
+                "WHERE timestamp >= now() - INTERVAL 30 DAY GROUP BY account. "
+                "Without LIMIT at most 100 rows return; the maximum is 10000."
+            ),
+        ],
+        project_id: ProjectId = settings.default_project,
+        variables: Annotated[
+            dict[str, VariableValue] | None,
+            Field(description="Values for {variables.name} placeholders in the query, bound as parameters."),
+        ] = None,
+        include_sql: Annotated[bool, Field(description="Also return the compiled ClickHouse SQL.")] = False,
+    ) -> QueryOutput:
+        """Run a read-only HogQL query on one project's events and return typed rows."""
+
+        def work() -> QueryOutput:
+            placeholders = {
+                f"variables.{name}": (value, placeholder_type(name, value))
+                for name, value in (variables or {}).items()
+            }
+            return run_hogql(store, settings, project_id, hogql, placeholders, include_sql=include_sql)
+
+        return await run_tool("analytics_query", work)
+
+    @server.tool(
+        title="Publish a query or recipe as a public dashboard",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                                    open_world_hint=False),
+    )
+    async def publish_query(
+        description: Annotated[str, Field(description="One or two sentences shown under the title.")],
+        recipe_id: Annotated[str, Field(description="A stored recipe to publish (see list_recipes).")] = "",
+        params: Annotated[
+            dict[str, Any] | None, Field(description="Recipe parameters, e.g. {\"w_revenue\": 50}.")
+        ] = None,
+        hogql: Annotated[str, Field(description="HogQL to publish instead of a recipe.")] = "",
+        title: Annotated[str, Field(description="Page title; defaults to the recipe id.")] = "",
+        project_id: ProjectId = settings.default_project,
+        cache_ttl_s: Annotated[
+            int | None,
+            Field(ge=0, le=86_400, description="Seconds a computed result is served before a view recomputes it."),
+        ] = None,
+        expires_at: Annotated[
+            dt.datetime | None, Field(description="ISO 8601 time after which the URL returns 404.")
+        ] = None,
+    ) -> PublishOutput:
+        """Publish a recipe run or a HogQL query; return its public URL (with key) and the first rows."""
+
+        def work() -> PublishOutput:
+            return publish(
+                store, settings, project_id, description=description, title=title, recipe_id=recipe_id,
+                params=params, hogql=hogql, cache_ttl_s=cache_ttl_s, expires_at=expires_at,
+            )
+
+        return await run_tool("publish_query", work)
+
+    @server.tool(
+        title="List stored recipes",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+    )
+    async def list_recipes() -> RecipeList:
+        """List stored analyses (recipes) with their parameters and output columns."""
+
+        def work() -> RecipeList:
+            from pulseboard.tools.recipes import list_recipes as load
+
+            return RecipeList(recipes=[RecipeSummary.model_validate(info, from_attributes=True) for info in load()])
+
+        return await run_tool("list_recipes", work)
+
+    @server.tool(
+        title="Run a stored recipe",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+    )
+    async def run_recipe(
+        recipe_id: Annotated[str, Field(description="Recipe id from list_recipes, e.g. account_health_score.")],
+        params: Annotated[
+            dict[str, Any] | None,
+            Field(description="Parameter values; omitted ones take their defaults (see list_recipes)."),
+        ] = None,
+        project_id: ProjectId = settings.default_project,
+    ) -> QueryOutput:
+        """Run a stored recipe with parameters and return its rows."""
+
+        def work() -> QueryOutput:
+            from pulseboard.tools.recipes import run_recipe as run
+
+            return run(store, settings, project_id, recipe_id, dict(params or {}))
+
+        return await run_tool("run_recipe", work)
+
+    return server

@@ -1,0 +1,522 @@
+"""The ClickHouse store: connection, schema migrations, projects, events and publications.
+
+Every piece of state lives in ClickHouse. Small mutable tables (projects, property definitions,
+publications) use ReplacingMergeTree with a version column and are read with FINAL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+logger = logging.getLogger(__name__)
+
+PropertyType = Literal["String", "Numeric", "Boolean", "DateTime"]
+
+# The JSON column type is production-ready from ClickHouse 24.8; older servers reject the schema.
+MIN_SERVER_VERSION = (24, 8)
+
+# Each migration is applied once, in order, and recorded in `schema_migrations`.
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "events, property definitions, projects, publications",
+        [
+            """
+            CREATE TABLE IF NOT EXISTS events (
+                project_id LowCardinality(String),
+                uuid UUID,
+                event LowCardinality(String),
+                distinct_id String,
+                timestamp DateTime64(6, 'UTC'),
+                properties JSON,
+                inserted_at DateTime64(6, 'UTC') DEFAULT now64(6)
+            ) ENGINE = MergeTree
+            ORDER BY (project_id, timestamp, event)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS property_definitions (
+                project_id LowCardinality(String),
+                name String,
+                property_type LowCardinality(String),
+                first_seen DateTime64(6, 'UTC'),
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (project_id, name)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS projects (
+                project_id String,
+                name String,
+                ingest_key_hash String,
+                timezone String,
+                created_at DateTime64(6, 'UTC'),
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY project_id
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS publications (
+                publication_id String,
+                project_id String,
+                title String,
+                description String,
+                recipe_id String,
+                hogql String,
+                params String,
+                key_hash String,
+                cache_ttl_s UInt32,
+                created_at DateTime64(6, 'UTC'),
+                expires_at Nullable(DateTime64(6, 'UTC')),
+                revoked UInt8,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY publication_id
+            """,
+        ],
+    ),
+]
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message says what to do."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the embedded store folder."""
+
+
+@dataclass(frozen=True)
+class Project:
+    project_id: str
+    name: str
+    timezone: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Publication:
+    publication_id: str
+    project_id: str
+    title: str
+    description: str
+    recipe_id: str
+    hogql: str
+    params: dict[str, Any]
+    cache_ttl_s: int
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    types: list[str]
+    rows: list[list[Any]]
+    elapsed_ms: float
+
+
+@dataclass
+class EventRow:
+    """One validated event, ready to store."""
+
+    uuid: str
+    event: str
+    distinct_id: str
+    timestamp: dt.datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key(prefix: str) -> str:
+    """Return a random key with 32 bytes of entropy, prefixed so a leaked key is recognisable."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def keys_match(key: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_key(key), stored_hash)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def format_timestamp(value: dt.datetime) -> str:
+    """Format an aware datetime as the UTC text that DateTime64(6, 'UTC') parses."""
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def property_type_of(value: Any) -> PropertyType | None:
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, (int, float)):
+        return "Numeric"
+    if isinstance(value, str):
+        return "String"
+    return None
+
+
+def leaf_properties(properties: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """Yield (dotted path, value) for every scalar leaf, the way the JSON column splits paths."""
+    for key, value in properties.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from leaf_properties(value, path + ".")
+        else:
+            yield path, value
+
+
+def connect(url: str) -> Client:
+    """Open a clickhouse-connect client for a chdb:// or http(s):// URL and check the version."""
+    try:
+        client = clickhouse_connect.get_client(dsn=url)
+    except Exception as error:  # the driver raises several unrelated types for a bad URL or host
+        raise StoreError(f"Cannot connect to the store at {redact_url(url)}: {error}") from error
+
+    version = tuple(int(part) for part in client.server_version.split(".")[:2])
+    if version < MIN_SERVER_VERSION:
+        client.close()
+        raise StoreError(
+            f"ClickHouse {client.server_version} at {redact_url(url)} is too old: pulseboard needs "
+            f"{MIN_SERVER_VERSION[0]}.{MIN_SERVER_VERSION[1]} or newer for the JSON column type. "
+            "Upgrade the server, or unset PULSEBOARD_CLICKHOUSE_URL to use the embedded store."
+        )
+    return client
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a user:password@host URL."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
+
+
+class Store:
+    """Typed access to pulseboard's tables over one clickhouse-connect client.
+
+    chDB runs queries from several threads at once; the lock only serialises the small
+    bookkeeping writes (definitions cache, migrations) that must not interleave.
+    """
+
+    def __init__(self, client: Client, url: str = "") -> None:
+        self.client = client
+        self.url = url
+        self._lock = threading.Lock()
+        self._definitions: dict[str, dict[str, PropertyType]] = {}
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        store = cls(connect(url), url)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.client.close()
+
+    # Schema
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; return the versions applied now."""
+        with self._lock:
+            self.client.command(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "
+                "applied_at DateTime64(6, 'UTC')) ENGINE = MergeTree ORDER BY version"
+            )
+            done = {row[0] for row in self.client.query("SELECT version FROM schema_migrations").result_rows}
+            applied = []
+            for version, description, statements in MIGRATIONS:
+                if version in done:
+                    continue
+
+                for statement in statements:
+                    self.client.command(statement)
+                self.client.insert(
+                    "schema_migrations",
+                    [[version, description, utcnow()]],
+                    column_names=["version", "description", "applied_at"],
+                )
+                logger.info("applied store migration %d: %s", version, description)
+                applied.append(version)
+            return applied
+
+    # Projects
+
+    def create_project(self, project_id: str, name: str = "", timezone: str = "UTC") -> tuple[Project, str]:
+        """Create a project; return it with its ingestion key, which is not stored in clear."""
+        if self.get_project(project_id) is not None:
+            raise StoreError(f"Project {project_id!r} already exists; choose another id.")
+
+        key = new_key("pbi_")
+        project = Project(project_id, name or project_id, timezone, utcnow())
+        self.client.insert(
+            "projects",
+            [[project_id, project.name, hash_key(key), timezone, project.created_at, time.time_ns()]],
+            column_names=["project_id", "name", "ingest_key_hash", "timezone", "created_at", "version"],
+        )
+        logger.info("created project %s", project_id)
+        return project, key
+
+    def get_project(self, project_id: str) -> Project | None:
+        rows = self.client.query(
+            "SELECT project_id, name, timezone, created_at FROM projects FINAL WHERE project_id = {p:String}",
+            parameters={"p": project_id},
+        ).result_rows
+        if not rows:
+            return None
+        return Project(*rows[0])
+
+    def list_projects(self) -> list[Project]:
+        rows = self.client.query(
+            "SELECT project_id, name, timezone, created_at FROM projects FINAL ORDER BY project_id"
+        ).result_rows
+        return [Project(*row) for row in rows]
+
+    def check_ingest_key(self, project_id: str, key: str) -> bool:
+        rows = self.client.query(
+            "SELECT ingest_key_hash FROM projects FINAL WHERE project_id = {p:String}",
+            parameters={"p": project_id},
+        ).result_rows
+        if not rows:
+            # Hash anyway so an unknown project takes as long as a wrong key.
+            keys_match(key, "0" * 64)
+            return False
+        return keys_match(key, rows[0][0])
+
+    # Events and property definitions
+
+    def insert_events(self, project_id: str, events: Sequence[EventRow]) -> None:
+        """Store events in one insert and record the types of properties seen for the first time."""
+        if not events:
+            return
+
+        now = format_timestamp(utcnow())
+        lines = []
+        for event in events:
+            row = {
+                "project_id": project_id,
+                "uuid": event.uuid,
+                "event": event.event,
+                "distinct_id": event.distinct_id,
+                "timestamp": format_timestamp(event.timestamp),
+                "properties": event.properties,
+                "inserted_at": now,
+            }
+            lines.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
+        body = ("\n".join(lines) + "\n").encode()
+
+        self.record_definitions(project_id, events)
+        self.client.raw_insert(
+            "events",
+            column_names=["project_id", "uuid", "event", "distinct_id", "timestamp", "properties", "inserted_at"],
+            insert_block=body,
+            fmt="JSONEachRow",
+        )
+
+    def record_definitions(self, project_id: str, events: Sequence[EventRow]) -> None:
+        known = self.property_types(project_id)
+        new: dict[str, PropertyType] = {}
+        for event in events:
+            for path, value in leaf_properties(event.properties):
+                if path in known or path in new:
+                    continue
+                kind = property_type_of(value)
+                if kind is not None:
+                    new[path] = kind
+        if not new:
+            return
+
+        now = utcnow()
+        version = time.time_ns()
+        self.client.insert(
+            "property_definitions",
+            [[project_id, name, kind, now, version] for name, kind in new.items()],
+            column_names=["project_id", "name", "property_type", "first_seen", "version"],
+        )
+        with self._lock:
+            for name, kind in new.items():
+                self._definitions[project_id].setdefault(name, kind)
+
+    def property_types(self, project_id: str) -> dict[str, PropertyType]:
+        """Return the first type recorded for each property path of a project."""
+        with self._lock:
+            cached = self._definitions.get(project_id)
+            if cached is not None:
+                return dict(cached)
+
+        rows = self.client.query(
+            "SELECT name, argMin(property_type, first_seen) FROM property_definitions "
+            "WHERE project_id = {p:String} GROUP BY name",
+            parameters={"p": project_id},
+        ).result_rows
+        loaded = {name: kind for name, kind in rows}
+        with self._lock:
+            self._definitions.setdefault(project_id, loaded)
+            return dict(self._definitions[project_id])
+
+    # Queries
+
+    def query(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        started = time.perf_counter()
+        result = self.client.query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        return QueryResult(
+            columns=list(result.column_names),
+            types=[column_type.name for column_type in result.column_types],
+            rows=[list(row) for row in result.result_rows],
+            elapsed_ms=elapsed_ms,
+        )
+
+    # Publications
+
+    def create_publication(
+        self,
+        project_id: str,
+        *,
+        title: str,
+        description: str = "",
+        recipe_id: str = "",
+        hogql: str = "",
+        params: Mapping[str, Any] | None = None,
+        cache_ttl_s: int = 60,
+        expires_at: dt.datetime | None = None,
+    ) -> tuple[Publication, str]:
+        """Store a publication; return it with its access key, which is shown only this once."""
+        publication = Publication(
+            publication_id="pub_" + secrets.token_hex(8),
+            project_id=project_id,
+            title=title,
+            description=description,
+            recipe_id=recipe_id,
+            hogql=hogql,
+            params=dict(params or {}),
+            cache_ttl_s=cache_ttl_s,
+            created_at=utcnow(),
+            expires_at=expires_at,
+            revoked=False,
+        )
+        key = new_key("")
+        self._write_publication(publication, hash_key(key))
+        logger.info("created publication %s in project %s", publication.publication_id, project_id)
+        return publication, key
+
+    def _write_publication(self, publication: Publication, key_hash: str) -> None:
+        self.client.insert(
+            "publications",
+            [[
+                publication.publication_id,
+                publication.project_id,
+                publication.title,
+                publication.description,
+                publication.recipe_id,
+                publication.hogql,
+                json.dumps(publication.params, sort_keys=True, default=str),
+                key_hash,
+                publication.cache_ttl_s,
+                publication.created_at,
+                publication.expires_at,
+                int(publication.revoked),
+                time.time_ns(),
+            ]],
+            column_names=[
+                "publication_id", "project_id", "title", "description", "recipe_id", "hogql", "params",
+                "key_hash", "cache_ttl_s", "created_at", "expires_at", "revoked", "version",
+            ],
+        )
+
+    _PUBLICATION_COLUMNS = (
+        "publication_id, project_id, title, description, recipe_id, hogql, params, cache_ttl_s, "
+        "created_at, expires_at, revoked, key_hash"
+    )
+
+    def _publication_from_row(self, row: Sequence[Any]) -> Publication:
+        (publication_id, project_id, title, description, recipe_id, hogql, params, cache_ttl_s,
+         created_at, expires_at, revoked, _key_hash) = row
+        return Publication(
+            publication_id=publication_id,
+            project_id=project_id,
+            title=title,
+            description=description,
+            recipe_id=recipe_id,
+            hogql=hogql,
+            params=json.loads(params),
+            cache_ttl_s=cache_ttl_s,
+            created_at=_aware(created_at),
+            expires_at=_aware(expires_at) if expires_at else None,
+            revoked=bool(revoked),
+        )
+
+    def get_publication(self, publication_id: str) -> tuple[Publication, str] | None:
+        """Return a publication and its key hash, or None when the id is unknown."""
+        rows = self.client.query(
+            f"SELECT {self._PUBLICATION_COLUMNS} FROM publications FINAL WHERE publication_id = {{i:String}}",
+            parameters={"i": publication_id},
+        ).result_rows
+        if not rows:
+            return None
+        return self._publication_from_row(rows[0]), rows[0][-1]
+
+    def open_publication(self, publication_id: str, key: str) -> Publication | None:
+        """Return a live publication when the key matches; None for unknown, wrong key, revoked or expired."""
+        found = self.get_publication(publication_id)
+        if found is None:
+            keys_match(key, "0" * 64)
+            return None
+
+        publication, key_hash = found
+        if not keys_match(key, key_hash):
+            return None
+        if publication.revoked:
+            return None
+        if publication.expires_at is not None and publication.expires_at <= utcnow():
+            return None
+        return publication
+
+    def list_publications(self, project_id: str) -> list[Publication]:
+        rows = self.client.query(
+            f"SELECT {self._PUBLICATION_COLUMNS} FROM publications FINAL WHERE project_id = {{p:String}} "
+            "ORDER BY created_at",
+            parameters={"p": project_id},
+        ).result_rows
+        return [self._publication_from_row(row) for row in rows]
+
+    def revoke_publication(self, publication_id: str) -> bool:
+        found = self.get_publication(publication_id)
+        if found is None:
+            return False
+
+        publication, key_hash = found
+        revoked = Publication(**{**publication.__dict__, "revoked": True})
+        self._write_publication(revoked, key_hash)
+        logger.info("revoked publication %s", publication_id)
+        return True
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
