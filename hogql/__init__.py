@@ -1,0 +1,32 @@
+"""HogQL compiler: checks a query against allowlists, limits it to one project, and prints it as
+ClickHouse SQL with bound parameters. Imports nothing else from pulseboard and does no I/O."""
+
+from .compiler import compile_query
+from .context import CompiledQuery, CompileContext, PropertyType
+from .errors import (
+    HogQLError,
+    HogQLSyntaxError,
+    NotAllowedError,
+    PlaceholderError,
+    PropertyAccessError,
+    UnknownColumnError,
+    UnknownFunctionError,
+    UnknownTableError,
+    UnsupportedError,
+)
+
+__all__ = [
+    "CompileContext",
+    "CompiledQuery",
+    "HogQLError",
+    "HogQLSyntaxError",
+    "NotAllowedError",
+    "PlaceholderError",
+    "PropertyAccessError",
+    "PropertyType",
+    "UnknownColumnError",
+    "UnknownFunctionError",
+    "UnknownTableError",
+    "UnsupportedError",
+    "compile_query",
+]

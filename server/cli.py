@@ -287,7 +287,7 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from pulseboard.server.importer import import_file
+    from pulseboard.server.importer import ImportFileError, MappingError, import_file
 
     project_id = args.project or settings.default_project
     if running_server(settings):
@@ -297,8 +297,18 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         )
     with OpenedStore(settings, "import") as store:
         ensure_project(store, project_id)
-        report = import_file(store, project_id, Path(args.file), Path(args.mapping), now=dt.datetime.now(dt.timezone.utc))
-    print(report.summary() if hasattr(report, "summary") else report)
+        try:
+            report = import_file(
+                store, project_id, Path(args.file), Path(args.mapping), now=dt.datetime.now(dt.timezone.utc)
+            )
+        except MappingError as error:
+            raise CommandError(str(error)) from None
+        except ImportFileError as error:
+            shown = [f"  line {p.get('line')}, {p.get('field')}: {p.get('message')}" for p in error.problems[:20]]
+            if len(error.problems) > len(shown):
+                shown.append(f"  ... and {len(error.problems) - len(shown)} more")
+            raise CommandError("\n".join([error.message, *shown])) from None
+    print(report.summary())
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import anyio
 from mcp.server import MCPServer
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from mcp.types import ToolAnnotations
 from pydantic import AnyHttpUrl, BaseModel, Field
 
@@ -20,6 +22,7 @@ from pulseboard.server.runtime import Runtime
 from pulseboard.tools.errors import UserInputError, call_tool
 from pulseboard.tools.publish import PublishOutput, publish
 from pulseboard.tools.query import QueryOutput, run_hogql
+from pulseboard.tools.recipes import RecipeInfo, list_recipes as load_recipe_infos, run_recipe as run_stored_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ as a public dashboard URL."""
 
 VariableValue = str | int | float | bool
 
+ProjectId = Annotated[str, Field(description="Project to act on; the server's default project when omitted.")]
+
 
 class StaticTokenVerifier(TokenVerifier):
     """Accept exactly one bearer token, compared in constant time."""
@@ -49,23 +54,8 @@ class StaticTokenVerifier(TokenVerifier):
         return None
 
 
-class RecipeParameterInfo(BaseModel):
-    name: str
-    type: str
-    default: Any = None
-    description: str = ""
-
-
-class RecipeSummary(BaseModel):
-    recipe_id: str
-    title: str
-    description: str
-    parameters: list[dict[str, Any]]
-    output_columns: list[dict[str, Any]]
-
-
 class RecipeList(BaseModel):
-    recipes: list[RecipeSummary]
+    recipes: list[RecipeInfo]
 
 
 def placeholder_type(name: str, value: VariableValue) -> str:
@@ -103,10 +93,6 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
         finally:
             logger.info("tool %s %s in %.1f ms", name, status, (time.perf_counter() - started) * 1000)
 
-    ProjectId = Annotated[
-        str, Field(description=f"Project to act on; '{settings.default_project}' unless told otherwise.")
-    ]
-
     @server.tool(
         title="Run a HogQL analytics query",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
@@ -132,7 +118,7 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
 
         def work() -> QueryOutput:
             placeholders = {
-                f"variables.{name}": (value, placeholder_type(name, value))
+                name: (value, placeholder_type(name, value))
                 for name, value in (variables or {}).items()
             }
             return run_hogql(store, settings, project_id, hogql, placeholders, include_sql=include_sql)
@@ -179,9 +165,7 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
         """List stored analyses (recipes) with their parameters and output columns."""
 
         def work() -> RecipeList:
-            from pulseboard.tools.recipes import list_recipes as load
-
-            return RecipeList(recipes=[RecipeSummary.model_validate(info, from_attributes=True) for info in load()])
+            return RecipeList(recipes=load_recipe_infos())
 
         return await run_tool("list_recipes", work)
 
@@ -200,10 +184,39 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
         """Run a stored recipe with parameters and return its rows."""
 
         def work() -> QueryOutput:
-            from pulseboard.tools.recipes import run_recipe as run
-
-            return run(store, settings, project_id, recipe_id, dict(params or {}))
+            return run_stored_recipe(store, settings, project_id, recipe_id, dict(params or {}))
 
         return await run_tool("run_recipe", work)
 
+    for info in load_recipe_infos():
+        add_recipe_prompt(server, info)
     return server
+
+
+def add_recipe_prompt(server: MCPServer, info: RecipeInfo) -> None:
+    """Expose a recipe as an MCP prompt: its plain-language request plus the tool call that runs it."""
+
+    def render(**values: str) -> str:
+        given = {name: value for name, value in values.items() if value not in (None, "")}
+        lines = [
+            info.prompt,
+            "",
+            f"Use the run_recipe tool with recipe_id '{info.recipe_id}'"
+            + (f" and params {json.dumps(given)}" if given else "")
+            + ", show the result as a table, then publish it with publish_query and give me the URL.",
+        ]
+        return "\n".join(lines)
+
+    arguments = [
+        PromptArgument(
+            name=parameter.name,
+            description=f"{parameter.description} Default: {parameter.default}.",
+            required=False,
+        )
+        for parameter in info.parameters
+    ]
+    server.add_prompt(
+        Prompt(
+            name=info.recipe_id, title=info.title, description=info.description, fn=render, arguments=arguments
+        )
+    )

@@ -324,13 +324,16 @@ class Store:
             lines.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
         body = ("\n".join(lines) + "\n").encode()
 
-        self.record_definitions(project_id, events)
         self.client.raw_insert(
             "events",
             column_names=["project_id", "uuid", "event", "distinct_id", "timestamp", "properties", "inserted_at"],
             insert_block=body,
             fmt="JSONEachRow",
+            # Without these, the JSON column stores ISO date strings as Date/DateTime values, and a
+            # String read of that property returns NULL.
+            settings={"input_format_try_infer_datetimes": 0, "input_format_try_infer_dates": 0},
         )
+        self.record_definitions(project_id, events)
 
     def record_definitions(self, project_id: str, events: Sequence[EventRow]) -> None:
         known = self.property_types(project_id)

@@ -90,26 +90,32 @@ async def test_default_limit_truncates(runtime: Runtime):
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("hogql", "expected_start"),
+    ("hogql", "message"),
     [
-        ("SELECT * FROM system.tables", "Table 'system.tables'"),
-        ("SELECT 1; DROP TABLE events", "Only one statement"),
+        (
+            "SELECT * FROM system.tables",
+            "Table 'system.tables' is not allowed. Only the events table and the query's own CTEs can be "
+            "queried, without a database name. Line 1, Col 15.",
+        ),
+        ("SELECT 1; DROP TABLE events", "Only one statement is allowed. Remove the text after ';'. Line 1, Col 9."),
     ],
 )
-async def test_fixable_errors_reach_the_agent(runtime: Runtime, hogql: str, expected_start: str):
+async def test_fixable_errors_reach_the_agent(runtime: Runtime, hogql: str, message: str):
     async with Client(create_mcp(runtime)) as client:
         result = await client.call_tool("analytics_query", {"hogql": hogql})
     assert result.is_error is True
-    text = result.content[0].text
-    assert "Line 1" in text, text
+    assert result.content[0].text == f"Error executing tool analytics_query: {message}"
 
 
 @pytest.mark.anyio
 async def test_clickhouse_error_is_readable(runtime: Runtime):
     async with Client(create_mcp(runtime)) as client:
-        result = await client.call_tool("analytics_query", {"hogql": "SELECT toDate('not a date') FROM events"})
+        result = await client.call_tool("analytics_query", {"hogql": "SELECT intDiv(count(), 0) FROM events"})
     assert result.is_error is True
-    assert result.content[0].text.startswith("Error executing tool analytics_query: The query failed in ClickHouse:")
+    assert result.content[0].text.startswith(
+        "Error executing tool analytics_query: The query failed in ClickHouse: DB::Exception: Division by zero"
+    )
+    assert result.content[0].text.endswith("(ILLEGAL_DIVISION)")
 
 
 @pytest.mark.anyio
@@ -188,3 +194,26 @@ def test_mcp_rejects_foreign_host(runtime: Runtime):
 def test_redact_query(query: str, expected: str):
     assert redact_query(query) == expected
 
+
+
+@pytest.mark.anyio
+async def test_list_recipes_and_prompt(runtime: Runtime):
+    async with Client(create_mcp(runtime)) as client:
+        listed = await client.call_tool("list_recipes", {})
+        prompts = {prompt.name: prompt for prompt in (await client.list_prompts()).prompts}
+        rendered = await client.get_prompt("account_health_score", {"w_revenue": "50"})
+    assert listed.is_error is False, listed.content
+    recipe_ids = [recipe["recipe_id"] for recipe in listed.structured_content["recipes"]]
+    assert "account_health_score" in recipe_ids
+    assert "account_health_score" in prompts
+    text = rendered.messages[0].content.text
+    assert "Use the run_recipe tool with recipe_id 'account_health_score' and params {\"w_revenue\": \"50\"}" in text
+
+
+@pytest.mark.anyio
+async def test_run_recipe_unknown_id(runtime: Runtime):
+    async with Client(create_mcp(runtime)) as client:
+        result = await client.call_tool("run_recipe", {"recipe_id": "nope"})
+    assert result.is_error is True
+    assert "nope" in result.content[0].text
+    assert "account_health_score" in result.content[0].text

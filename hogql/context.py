@@ -1,0 +1,47 @@
+"""Inputs and outputs of `compile_query`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+PropertyType = Literal["String", "Numeric", "Boolean", "DateTime"]
+
+_EMPTY: Mapping = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class CompileContext:
+    """The caller's project, as the compiler needs it.
+
+    `property_types` maps a property path (`"account_id"`, `"$browser"`, nested `"a.b"`) to its
+    recorded type; a path that is missing reads as String. `placeholders` maps a name to
+    `(value, ClickHouse type)`, for example `("acme", "String")` or `(30, "Int64")`, and fills
+    both `{name}` and `{variables.name}`.
+    """
+
+    project_id: str
+    property_types: Mapping[str, PropertyType] = field(default_factory=lambda: _EMPTY)
+    placeholders: Mapping[str, tuple[object, str]] = field(default_factory=lambda: _EMPTY)
+    timezone: str = "UTC"
+    default_limit: int = 100
+    max_limit: int = 10_000
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """ClickHouse SQL with its bound parameters.
+
+    `sql` refers to every value as a server-side parameter `{name:Type}`, and `parameters`
+    contains the values, ready for `client.query(sql, parameters=parameters)` in clickhouse-connect.
+    When `row_cap` is not None, the query's top-level LIMIT is `row_cap + 1`: the executor returns
+    at most `row_cap` rows and reports the result as truncated when it received more.
+    `hogql` is the normalised query text with the applied LIMIT, for echoing back to the caller.
+    """
+
+    sql: str
+    parameters: dict[str, object]
+    row_cap: int | None
+    hogql: str

@@ -1,0 +1,102 @@
+"""Step 5: limit every read of the events table to the caller's project.
+
+Each `events` source in every SELECT (CTE bodies, subqueries, IN subqueries, union arms, joins)
+gets `<alias>.project_id = {pb_project:String}`:
+
+- the FROM table and INNER, CROSS and comma-joined tables: ANDed at the root of that SELECT's
+  WHERE, around the user's condition in parentheses, so `WHERE 1 = 1 OR ...` stays inside it;
+- a LEFT-joined table: ANDed into that join's ON, where it filters the joined side only;
+- a table whose rows a RIGHT or FULL join may replace with NULLs (where a WHERE guard would drop
+  the unmatched rows), or a LEFT join written with USING: wrapped in
+  `(SELECT <public columns> FROM events WHERE project_id = ...) AS <alias>`.
+
+The first two keep the table read direct, which is faster. On chDB 4.4 with 2M events (1M in the
+project, 2 CPU cores, median of 7 runs), counting one property's distinct values took 31 ms with
+the WHERE guard and 74 ms with the table wrapped in the filtered subquery.
+
+NOTE: the guard limits the rows a query returns. ClickHouse may still evaluate the user's
+conditions on rows of neighbouring projects inside granules that the primary key index could
+not skip, so a condition that raises an error on some values could reveal that such a value
+exists there. `throwIf` is not allowlisted for this reason; errors from casts remain possible.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from .columns import STAR_COLUMNS
+from .errors import UnsupportedError
+from .nodes import PROJECT_PARAMETER, parameter
+from .scopes import source_name
+from .tables import EVENTS_TABLE, PROJECT_COLUMN, is_events_table
+
+_NULL_EXTENDING_SIDES = {"RIGHT", "FULL"}
+
+
+def guard_projects(tree: exp.Expr, project_id: str) -> None:
+    """Add the project guard to every events source; raise if one could not be guarded."""
+    guarded: set[int] = set()
+    for select in list(tree.find_all(exp.Select)):
+        _guard_select(select, project_id, guarded)
+
+    for table in tree.find_all(exp.Table):
+        if is_events_table(table) and id(table) not in guarded:
+            raise UnsupportedError(
+                "This use of the events table is not supported; read it in a FROM or JOIN clause."
+            )
+
+
+def _guard_select(select: exp.Select, project_id: str, guarded: set[int]) -> None:
+    from_ = select.args.get("from_")
+    if from_ is None:
+        return
+
+    joins = select.args.get("joins") or []
+    sources: list[tuple[exp.Expr, exp.Join | None]] = [(from_.this, None)]
+    sources.extend((join.this, join) for join in joins)
+
+    where_guards: list[exp.Expr] = []
+    for index, (source, join) in enumerate(sources):
+        if not is_events_table(source):
+            continue
+
+        guarded.add(id(source))
+        null_extended_later = any(_side(later) in _NULL_EXTENDING_SIDES for later in joins[index:])
+        side = _side(join) if join is not None else ""
+
+        if not null_extended_later and side == "":
+            where_guards.append(_guard_condition(source_name(source), project_id))
+        elif not null_extended_later and side == "LEFT" and join.args.get("on") is not None:
+            on = join.args["on"]
+            guard = _guard_condition(source_name(source), project_id)
+            join.set("on", exp.and_(exp.paren(on, copy=False), guard, copy=False))
+        else:
+            source.replace(_filtered_events(source_name(source), project_id, guarded))
+
+    if where_guards:
+        where = select.args.get("where")
+        conditions = [*where_guards, exp.paren(where.this, copy=False)] if where else where_guards
+        select.set("where", exp.Where(this=exp.and_(*conditions, copy=False)))
+
+
+def _side(join: exp.Join) -> str:
+    # ARRAY JOIN never replaces rows with NULLs, not even LEFT ARRAY JOIN.
+    if (join.kind or "").upper() == "ARRAY":
+        return "ARRAY"
+    return (join.side or "").upper()
+
+
+def _guard_condition(qualifier: str | None, project_id: str) -> exp.Expr:
+    column = exp.column(PROJECT_COLUMN, table=qualifier)
+    return exp.EQ(this=column, expression=parameter(PROJECT_PARAMETER, "String", project_id))
+
+
+def _filtered_events(alias: str, project_id: str, guarded: set[int]) -> exp.Subquery:
+    """`(SELECT <columns> FROM events WHERE project_id = ...) AS alias`."""
+    table = exp.Table(this=exp.to_identifier(EVENTS_TABLE))
+    guarded.add(id(table))
+
+    columns = [exp.column(name) for name in (*STAR_COLUMNS, "inserted_at")]
+    inner = exp.select(*columns).from_(table, copy=False)
+    inner.set("where", exp.Where(this=_guard_condition(None, project_id)))
+    return inner.subquery(alias, copy=False)

@@ -1,0 +1,177 @@
+"""Step 2: parse the pre-lexed text with sqlglot into exactly one SELECT or set of SELECTs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, ParseError, TokenError
+from sqlglot.tokens import Token, TokenType
+
+from .dialect import PARAMETER_TYPE_KEY, HogQLDialect
+from .errors import HogQLSyntaxError, NotAllowedError
+from .prelex import MARKER_PREFIX, PrelexResult
+from .source import SourceText
+
+DIALECT = HogQLDialect()
+
+QUERY_TYPES = (exp.Select, exp.SetOperation)
+_INTEGER = re.compile(r"\d+\Z")
+# sqlglot puts token reprs into some messages: "Expected table name but got <Token token_type:
+# TokenType.WHERE, text: WHERE, line: 1, ...>"; the message shows the token's text instead.
+_TOKEN_REPR = re.compile(
+    r"<Token token_type: [^,]*, text: (.*?), line: \d+, col: \d+, start: \d+, end: \d+, comments: \[.*?\]>"
+)
+# Meta key on user placeholders, so later steps can tell them from the compiler's parameters.
+USER_PLACEHOLDER_KEY = "pb_user_placeholder"
+
+
+@dataclass
+class ParsedQuery:
+    tree: exp.Query
+    tokens: list[Token]
+    source: SourceText
+
+
+def parse(prelexed: PrelexResult, placeholders: Mapping[str, tuple[object, str]]) -> ParsedQuery:
+    """Parse the rewritten text; raise HogQLSyntaxError or NotAllowedError with a position."""
+    source = prelexed.source
+    tokens = _tokenize(source)
+    if not tokens:
+        raise HogQLSyntaxError("The query is empty. Write a SELECT statement.")
+
+    _check_single_statement(tokens, source)
+    _check_into_outfile(tokens, source)
+
+    parser = DIALECT.parser(error_level=ErrorLevel.IMMEDIATE)
+    try:
+        statements = [statement for statement in parser.parse(tokens, source.rewritten) if statement]
+    except ParseError as error:
+        raise _syntax_error(error, parser.error_token, source) from None
+
+    if not statements:
+        raise HogQLSyntaxError("The query is empty. Write a SELECT statement.")
+
+    tree = _unwrap_parentheses(statements[0])
+    if not isinstance(tree, QUERY_TYPES):
+        kind = tokens[0].text.upper()
+        raise source.error_at_rewritten(
+            NotAllowedError,
+            f"Only SELECT queries are allowed; found {kind}.",
+            tokens[0].start,
+            tokens[0].end + 1,
+        )
+
+    _bind_placeholders(tree, prelexed.placeholder_names, placeholders, tokens)
+    _restore_interval_numbers(tree)
+    return ParsedQuery(tree=tree, tokens=tokens, source=source)
+
+
+def _unwrap_parentheses(tree: exp.Expr) -> exp.Expr:
+    """Turn `(SELECT ...)` into `SELECT ...`; `(SELECT ...) ORDER BY x LIMIT n` into
+    `SELECT * FROM (SELECT ...) ORDER BY x LIMIT n`."""
+    while isinstance(tree, exp.Subquery) and not tree.alias:
+        modifiers = {name: tree.args[name] for name in ("order", "limit", "offset") if tree.args.get(name)}
+        if not modifiers:
+            tree = tree.this
+            continue
+
+        outer = exp.select(exp.Star()).from_(exp.Subquery(this=tree.this), copy=False)
+        for name, modifier in modifiers.items():
+            outer.set(name, modifier)
+        return outer
+
+    return tree
+
+
+def _tokenize(source: SourceText) -> list[Token]:
+    try:
+        return DIALECT.tokenize(source.rewritten)
+    except TokenError as error:
+        start = error.start if error.start is not None else 0
+        raise source.error_at_rewritten(
+            HogQLSyntaxError, "The query could not be tokenized.", start, error.end
+        ) from None
+
+
+def _check_single_statement(tokens: list[Token], source: SourceText) -> None:
+    """Reject text after the first `;`; one trailing `;` is accepted."""
+    for index, token in enumerate(tokens):
+        if token.token_type != TokenType.SEMICOLON:
+            continue
+
+        rest = [later for later in tokens[index + 1 :] if later.token_type != TokenType.SEMICOLON]
+        if rest:
+            raise source.error_at_rewritten(
+                NotAllowedError,
+                "Only one statement is allowed. Remove the text after ';'.",
+                token.start,
+                token.end + 1,
+            )
+
+
+def _check_into_outfile(tokens: list[Token], source: SourceText) -> None:
+    # sqlglot 30.31 fails on INTO OUTFILE with "Invalid expression", so it is caught by token.
+    for token, following in zip(tokens, tokens[1:]):
+        if token.token_type == TokenType.INTO and following.text.upper() == "OUTFILE":
+            raise source.error_at_rewritten(
+                NotAllowedError,
+                "INTO OUTFILE is not allowed; results are returned to the caller.",
+                token.start,
+                following.end + 1,
+            )
+
+
+def _syntax_error(error: ParseError, token: Token | None, source: SourceText) -> HogQLSyntaxError:
+    description = (error.errors[0].get("description") if error.errors else None) or str(error)
+    description = _TOKEN_REPR.sub(lambda match: repr(match.group(1)), description).rstrip(".")
+    if token is None:
+        return HogQLSyntaxError(f"Syntax error: {description}.")
+
+    start, end = source.original_span(token.start, token.end + 1)
+    near = source.original[start:end]
+    message = f"Syntax error: {description}."
+    if near and repr(near) not in description:
+        message = f"Syntax error: {description} near {near!r}."
+
+    line, column = source.line_column(start)
+    return HogQLSyntaxError(message, line=line, column=column, fragment=near or None)
+
+
+def _restore_interval_numbers(tree: exp.Expr) -> None:
+    """sqlglot stores `INTERVAL 3 DAY` as the string '3'; keep it the number the user wrote."""
+    for interval in tree.find_all(exp.Interval):
+        value = interval.this
+        if isinstance(value, exp.Literal) and value.is_string and _INTEGER.match(value.this):
+            value.replace(exp.Literal.number(value.this))
+
+
+def _bind_placeholders(
+    tree: exp.Expr,
+    names: list[str],
+    placeholders: Mapping[str, tuple[object, str]],
+    tokens: list[Token],
+) -> None:
+    """Give each pre-lex marker its user's name, declared ClickHouse type and position."""
+    # Each marker is the tokens `{`, `pb_marker_<i>`, `:`, `String`, `}`.
+    marker_braces = {
+        token.text: (tokens[index - 1], tokens[index + 3])
+        for index, token in enumerate(tokens)
+        if token.text.startswith(MARKER_PREFIX) and 0 < index < len(tokens) - 3
+    }
+
+    for node in list(tree.find_all(exp.Placeholder)):
+        marker = node.name
+        if not marker.startswith(MARKER_PREFIX):
+            continue
+
+        name = names[int(marker[len(MARKER_PREFIX) :])]
+        replacement = exp.Placeholder(this=exp.var(name))
+        replacement.meta[PARAMETER_TYPE_KEY] = placeholders[name][1]
+        replacement.meta[USER_PLACEHOLDER_KEY] = True
+        if marker in marker_braces:
+            opening, closing = marker_braces[marker]
+            replacement.update_positions(line=opening.line, col=opening.col, start=opening.start, end=closing.end)
+        node.replace(replacement)

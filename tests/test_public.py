@@ -1,0 +1,687 @@
+"""Published-result pages under /q/: formats, keys, CORS, caching and errors, on the real store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+
+import anyio
+import httpx2
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from pulseboard.server.public import PublicationCache, compute_publication, public_routes
+from pulseboard.server.runtime import Runtime
+from pulseboard.server.settings import Settings, load_settings
+from pulseboard.server.store import EventRow, Project, Publication, Store
+from pulseboard.tools.query import Column, QueryOutput
+
+COUNT_QUERY = "SELECT event, count() AS n FROM events GROUP BY event ORDER BY event"
+EVENT_NAMES = [
+    "$pageview",
+    "signup",
+    "$pageview",
+    "<script>alert(1)</script>",
+    'clicked "Buy", then left',
+    "$pageview",
+]
+COUNT_ROWS = [["$pageview", 3], ["<script>alert(1)</script>", 1], ['clicked "Buy", then left', 1], ["signup", 1]]
+
+START = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+
+NOT_FOUND = {
+    "error": {
+        "code": "not_found",
+        "message": "No publication matches this link. It may be mistyped, revoked or expired. "
+        "Ask the person who shared it for a new link.",
+    }
+}
+
+
+class FakeClock:
+    """A monotonic clock and a wall clock that start at START and advance together by hand."""
+
+    def __init__(self) -> None:
+        self.seconds = 1000.0
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def utc(self) -> dt.datetime:
+        return START + dt.timedelta(seconds=self.seconds - 1000.0)
+
+    def advance(self, seconds: float) -> None:
+        self.seconds += seconds
+
+
+class CountingCompute:
+    """Wrap a compute function and count its calls, which may come from several threads."""
+
+    def __init__(self, compute: Callable[[Publication], QueryOutput]) -> None:
+        self.compute = compute
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, publication: Publication) -> QueryOutput:
+        with self._lock:
+            self.calls += 1
+        return self.compute(publication)
+
+
+def fixed_output(rows: list[list[object]] | None = None, *, truncated: bool = False) -> QueryOutput:
+    rows = [["$pageview", 3], ["signup", 1]] if rows is None else rows
+    return QueryOutput(
+        columns=[Column(name="event", type="LowCardinality(String)"), Column(name="n", type="UInt64")],
+        rows=rows,
+        row_count=len(rows),
+        truncated=truncated,
+        elapsed_ms=1.0,
+    )
+
+
+def make_app(runtime: Runtime, cache: PublicationCache) -> Starlette:
+    app = Starlette(routes=public_routes())
+    app.state.runtime = runtime
+    app.state.publications = cache
+    return app
+
+
+def iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@pytest.fixture
+def settings(tmp_path, store: Store) -> Settings:
+    return load_settings(data_dir=tmp_path, clickhouse_url=store.url)
+
+
+@pytest.fixture
+def runtime(store: Store, settings: Settings) -> Runtime:
+    return Runtime(settings=settings, store=store)
+
+
+@pytest.fixture
+def project_id(store: Store, project: tuple[Project, str]) -> str:
+    """The test's project, with one event per name in EVENT_NAMES."""
+    project_id = project[0].project_id
+    events = [
+        EventRow(
+            uuid=str(uuid.uuid4()),
+            event=name,
+            distinct_id=f"user-{index}",
+            timestamp=START - dt.timedelta(hours=index),
+            properties={"account_id": "acme"},
+        )
+        for index, name in enumerate(EVENT_NAMES)
+    ]
+    store.insert_events(project_id, events)
+    return project_id
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def client(runtime: Runtime, clock: FakeClock) -> Iterator[TestClient]:
+    """A client of an app that computes publications for real: HogQL through the compiler."""
+    cache = PublicationCache(compute_publication(runtime), clock.monotonic, now=clock.utc)
+    with TestClient(make_app(runtime, cache)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def counting() -> CountingCompute:
+    return CountingCompute(lambda publication: fixed_output())
+
+
+@pytest.fixture
+def fixed_client(runtime: Runtime, clock: FakeClock, counting: CountingCompute) -> Iterator[TestClient]:
+    """A client of an app whose cache computes every publication as fixed_output()."""
+    cache = PublicationCache(counting, clock.monotonic, now=clock.utc)
+    with TestClient(make_app(runtime, cache)) as test_client:
+        yield test_client
+
+
+def publish(store: Store, project_id: str, **fields: object) -> tuple[Publication, str]:
+    """Create a publication of COUNT_QUERY unless `fields` override it; return it and its URL."""
+    defaults = {"title": "Events by name", "description": "How often each event was sent.", "hogql": COUNT_QUERY}
+    fields = {**defaults, **fields}
+    publication, key = store.create_publication(project_id, **fields)
+    return publication, f"/q/{publication.publication_id}?key={key}"
+
+
+# Results of a HogQL publication, computed for real
+
+
+def test_hogql_publication_as_json(client: TestClient, store: Store, project_id: str):
+    publication, url = publish(store, project_id)
+
+    response = client.get(url, headers={"Accept": "application/json"})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "publication": {
+            "id": publication.publication_id,
+            "title": "Events by name",
+            "description": "How often each event was sent.",
+            "recipe_id": None,
+            "params": {},
+            "created_at": iso(publication.created_at),
+        },
+        "columns": [{"name": "event", "type": "LowCardinality(String)"}, {"name": "n", "type": "UInt64"}],
+        "rows": COUNT_ROWS,
+        "row_count": 4,
+        "truncated": False,
+        "computed_at": "2025-03-01T12:00:00Z",
+        "stale_after": "2025-03-01T12:01:00Z",
+    }
+    assert response.headers["x-pulseboard-computed-at"] == "2025-03-01T12:00:00Z"
+
+
+def test_hogql_publication_as_csv(client: TestClient, store: Store, project_id: str):
+    publication, url = publish(store, project_id)
+
+    response = client.get(url + "&format=csv")
+
+    assert response.status_code == 200
+    assert response.text == (
+        "event,n\r\n"
+        "$pageview,3\r\n"
+        "<script>alert(1)</script>,1\r\n"
+        '"clicked ""Buy"", then left",1\r\n'
+        "signup,1\r\n"
+    )
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == f'inline; filename="{publication.publication_id}.csv"'
+    assert response.headers["x-pulseboard-computed-at"] == "2025-03-01T12:00:00Z"
+    assert response.headers["cache-control"] == "private, max-age=60"
+
+
+def test_hogql_publication_as_html(client: TestClient, store: Store, project_id: str):
+    _, url = publish(store, project_id, title="Events <b>by</b> name")
+
+    response = client.get(url, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    page = response.text
+    assert page.startswith("<!doctype html>\n")
+    assert "<title>Events &lt;b&gt;by&lt;/b&gt; name</title>" in page
+    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in page
+    assert "<script>alert(1)" not in page
+    assert "<td>clicked &#34;Buy&#34;, then left</td>" in page
+    assert '<td class="num" data-sort="3">3</td>' in page
+    assert '<th scope="col" data-type="number" class="num" title="UInt64"><button type="button">n</button></th>' in page
+    assert 'Computed <time datetime="2025-03-01T12:00:00Z">2025-03-01 12:00:00 UTC</time>' in page
+    assert 'Next refresh after <time datetime="2025-03-01T12:01:00Z">2025-03-01 12:01:00 UTC</time>' in page
+    assert "<span>4 rows</span>" in page
+    assert "Truncated" not in page
+
+
+def test_hogql_publication_that_fails_now(client: TestClient, store: Store, project_id: str, caplog):
+    _, url = publish(store, project_id, hogql="SELECT no_such_column FROM events")
+
+    with caplog.at_level(logging.INFO, logger="pulseboard.server.public"):
+        response = client.get(url + "&format=json")
+
+    assert response.status_code == 500
+    error_id = response.json()["error"]["error_id"]
+    assert re.fullmatch(r"[0-9a-f]{8}", error_id)
+    failures = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(failures) == 1
+    assert error_id in failures[0].getMessage()
+    assert failures[0].exc_info is not None
+
+
+# Keys and the one 404
+
+
+def rejected_views(store: Store, project_id: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """Return one (path, headers) per reason a view is rejected."""
+    live, live_url = publish(store, project_id)
+    revoked, revoked_url = publish(store, project_id)
+    store.revoke_publication(revoked.publication_id)
+    an_hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    _, expired_url = publish(store, project_id, expires_at=an_hour_ago)
+    live_path = f"/q/{live.publication_id}"
+    return {
+        "unknown id": ("/q/pub_0000000000000000?key=" + live_url.split("key=")[1], {}),
+        "wrong key": (live_path + "?key=wrong", {}),
+        "missing key": (live_path, {}),
+        "empty key": (live_path + "?key=", {}),
+        "wrong bearer key": (live_path, {"Authorization": "Bearer wrong"}),
+        "key of another publication": (live_path + "?key=" + revoked_url.split("key=")[1], {}),
+        "revoked": (revoked_url, {}),
+        "expired": (expired_url, {}),
+        "malformed id": ("/q/pub%20x%0Ay?key=x", {}),
+    }
+
+
+@pytest.mark.parametrize("requested", [{}, {"format": "json"}, {"format": "csv"}, {"format": "html"}])
+def test_rejected_views_get_one_404(fixed_client: TestClient, store: Store, project_id: str, requested):
+    responses = {
+        reason: fixed_client.get(path, params=requested, headers=headers)
+        for reason, (path, headers) in rejected_views(store, project_id).items()
+    }
+
+    for reason, response in responses.items():
+        assert response.status_code == 404, reason
+        assert response.json() == NOT_FOUND, reason
+        assert response.headers["access-control-allow-origin"] == "*", reason
+        assert response.headers["cache-control"] == "no-store", reason
+        assert "access-control-allow-credentials" not in response.headers, reason
+    bodies = {response.content for response in responses.values()}
+    assert len(bodies) == 1
+    header_sets = {tuple(sorted(response.headers.items())) for response in responses.values()}
+    assert len(header_sets) == 1
+
+
+def test_key_from_bearer_header(fixed_client: TestClient, store: Store, project_id: str):
+    publication, url = publish(store, project_id)
+    key = url.split("key=")[1]
+
+    response = fixed_client.get(f"/q/{publication.publication_id}.json", headers={"Authorization": f"Bearer {key}"})
+
+    assert response.status_code == 200
+    assert response.json()["rows"] == [["$pageview", 3], ["signup", 1]]
+
+
+# Formats
+
+
+@pytest.mark.parametrize(
+    ("suffix", "query", "accept", "content_type"),
+    [
+        ("", "", None, "text/html; charset=utf-8"),
+        ("", "", "*/*", "text/html; charset=utf-8"),
+        ("", "", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "text/html; charset=utf-8"),
+        ("", "", "application/json", "application/json"),
+        ("", "", "application/json, text/plain, */*", "application/json"),
+        ("", "", "text/html;q=0.5, application/json", "application/json"),
+        ("", "", "text/csv", "text/csv; charset=utf-8"),
+        ("", "", "image/png", "text/html; charset=utf-8"),
+        ("", "&format=json", None, "application/json"),
+        ("", "&format=csv", "application/json", "text/csv; charset=utf-8"),
+        ("", "&format=html", "application/json", "text/html; charset=utf-8"),
+        (".json", "", "text/html", "application/json"),
+        (".csv", "", None, "text/csv; charset=utf-8"),
+        (".csv", "&format=csv", None, "text/csv; charset=utf-8"),
+    ],
+)
+def test_format_choice(
+    fixed_client: TestClient, store: Store, project_id: str, suffix, query, accept, content_type
+):
+    publication, url = publish(store, project_id)
+    key = url.split("key=")[1]
+    headers = {} if accept is None else {"Accept": accept}
+
+    response = fixed_client.get(f"/q/{publication.publication_id}{suffix}?key={key}{query}", headers=headers)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    assert response.headers["vary"] == "Accept, Authorization"
+
+
+@pytest.mark.parametrize(
+    ("path_suffix", "query", "message"),
+    [
+        ("", "format=xml", "Invalid format 'xml'. Use one of: html, json, csv."),
+        ("", "format=JSON", "Invalid format 'JSON'. Use one of: html, json, csv."),
+        ("", "format=", "Invalid format ''. Use one of: html, json, csv."),
+        (".csv", "format=json", "Format 'json' contradicts the path suffix '.csv'. Drop one of them."),
+    ],
+)
+def test_bad_format_is_400(fixed_client: TestClient, counting: CountingCompute, path_suffix, query, message):
+    response = fixed_client.get(f"/q/pub_0000000000000000{path_suffix}?{query}")
+
+    assert response.status_code == 400
+    assert response.json() == {"error": {"code": "invalid_format", "message": message}}
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert counting.calls == 0
+
+
+def test_json_and_csv_share_computed_at(fixed_client: TestClient, clock: FakeClock, store: Store, project_id: str):
+    _, url = publish(store, project_id)
+
+    as_json = fixed_client.get(url + "&format=json")
+    clock.advance(10)
+    as_csv = fixed_client.get(url + "&format=csv")
+    as_html = fixed_client.get(url)
+
+    assert as_json.json()["computed_at"] == "2025-03-01T12:00:00Z"
+    assert as_csv.text == "event,n\r\n$pageview,3\r\nsignup,1\r\n"
+    assert as_csv.headers["x-pulseboard-computed-at"] == "2025-03-01T12:00:00Z"
+    assert as_html.headers["x-pulseboard-computed-at"] == "2025-03-01T12:00:00Z"
+    assert '<time datetime="2025-03-01T12:00:00Z">2025-03-01 12:00:00 UTC</time>' in as_html.text
+
+
+def test_truncated_result(runtime: Runtime, clock: FakeClock, store: Store, project_id: str):
+    cache = PublicationCache(lambda publication: fixed_output(truncated=True), clock.monotonic, now=clock.utc)
+    _, url = publish(store, project_id)
+
+    with TestClient(make_app(runtime, cache)) as test_client:
+        as_json = test_client.get(url + "&format=json")
+        as_html = test_client.get(url)
+
+    assert as_json.json()["truncated"] is True
+    assert as_json.json()["row_count"] == 2
+    assert (
+        '<p class="note">Truncated: only the first 2 rows are shown, because the query returned more '
+        "than its row limit.</p>"
+    ) in as_html.text
+
+
+def test_head_sends_headers_only(fixed_client: TestClient, store: Store, project_id: str):
+    _, url = publish(store, project_id)
+
+    got = fixed_client.get(url + "&format=json")
+    head = fixed_client.head(url + "&format=json")
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(got.content))
+    assert head.headers["content-type"] == "application/json"
+    assert head.headers["access-control-allow-origin"] == "*"
+
+
+# HTML page
+
+
+def test_page_security_headers(fixed_client: TestClient, store: Store, project_id: str):
+    _, url = publish(store, project_id)
+
+    first = fixed_client.get(url)
+    second = fixed_client.get(url)
+
+    nonce = re.search(r'<script nonce="([^"]+)">', first.text).group(1)
+    assert first.headers["content-security-policy"] == (
+        f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
+        "base-uri 'none'; form-action 'none'"
+    )
+    assert f'<style nonce="{nonce}">' in first.text
+    assert first.text.count("<script") == 1
+    assert first.text.count("<style") == 1
+    assert first.headers["x-content-type-options"] == "nosniff"
+    assert first.headers["referrer-policy"] == "no-referrer"
+    assert first.headers["cache-control"] == "private, max-age=60"
+    assert "http://" not in first.text
+    assert "https://" not in first.text
+    second_nonce = re.search(r'<script nonce="([^"]+)">', second.text).group(1)
+    assert second_nonce != nonce
+
+
+def test_health_recipe_page(runtime: Runtime, clock: FakeClock, store: Store, project_id: str):
+    columns = [
+        Column(name="account", type="String"),
+        Column(name="plan", type="Nullable(String)"),
+        Column(name="mrr", type="Nullable(Float64)"),
+        Column(name="trend", type="Int64"),
+        Column(name="health_score", type="Float64"),
+        Column(name="status", type="String"),
+    ]
+    rows = [
+        ["<script>alert(1)</script>", "enterprise", 5000.0, -800, 31.5, "critical"],
+        ["acme", "pro", 750.5, 4100, 88.0, "champion"],
+        ["tinyco", None, None, 0, 120.0, "unheard-of"],
+    ]
+    output = QueryOutput(columns=columns, rows=rows, row_count=3, truncated=False, elapsed_ms=1.0)
+    cache = PublicationCache(lambda publication: output, clock.monotonic, now=clock.utc)
+    _, url = publish(store, project_id, hogql="", recipe_id="account_health_score", params={"w_revenue": 10})
+
+    with TestClient(make_app(runtime, cache)) as test_client:
+        page = test_client.get(url).text
+        as_json = test_client.get(url + "&format=json").json()
+
+    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in page
+    assert "<script>alert(1)" not in page
+    expected_cells = [
+        '<td data-sort="0"><span class="status status-critical">critical</span></td>',
+        '<td data-sort="4"><span class="status status-champion">champion</span></td>',
+        '<td data-sort="5"><span class="status status-other">unheard-of</span></td>',
+        '<rect class="fill" width="31.5" height="8"/></svg><span>31.5</span>',
+        '<rect class="fill" width="88" height="8"/></svg><span>88</span>',
+        '<rect class="fill" width="100" height="8"/></svg><span>120</span>',
+        '<td class="num trend-down" data-sort="-800"><span aria-hidden="true">▼</span> −800</td>',
+        '<td class="num trend-up" data-sort="4100"><span aria-hidden="true">▲</span> +4,100</td>',
+        '<td class="num trend-flat" data-sort="0"><span aria-hidden="true">→</span> 0</td>',
+        '<td class="num" data-sort="5000.0">$5,000</td>',
+        '<td class="num" data-sort="750.5">$750.50</td>',
+        '<td class="null num" data-null>—</td>',
+        '<td class="null" data-null>—</td>',
+        '<th scope="col" data-type="number" title="String"><button type="button">status</button></th>',
+    ]
+    for cell in expected_cells:
+        assert cell in page
+    assert as_json["publication"]["recipe_id"] == "account_health_score"
+    assert as_json["publication"]["params"] == {"w_revenue": 10}
+    assert as_json["rows"] == rows
+
+
+# CORS
+
+
+def test_cors_on_results(fixed_client: TestClient, store: Store, project_id: str):
+    _, url = publish(store, project_id)
+
+    response = fixed_client.get(url + "&format=json", headers={"Origin": "https://dashboards.example"})
+
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["access-control-expose-headers"] == "X-Pulseboard-Computed-At, Content-Disposition"
+    assert "access-control-allow-credentials" not in response.headers
+
+
+@pytest.mark.parametrize("publication_id", ["pub_0000000000000000", "pub_0000000000000000.csv"])
+def test_preflight(fixed_client: TestClient, counting: CountingCompute, publication_id):
+    response = fixed_client.options(
+        f"/q/{publication_id}",
+        headers={
+            "Origin": "https://dashboards.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+
+    assert response.status_code == 204
+    assert response.content == b""
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["access-control-allow-methods"] == "GET, HEAD, OPTIONS"
+    assert response.headers["access-control-allow-headers"] == "Authorization, Accept"
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert "access-control-allow-credentials" not in response.headers
+    assert counting.calls == 0
+
+
+def test_other_methods_are_405(fixed_client: TestClient):
+    response = fixed_client.post("/q/pub_0000000000000000")
+
+    assert response.status_code == 405
+
+
+# Caching
+
+
+def test_cache_serves_fresh_result_and_recomputes_stale(
+    fixed_client: TestClient, clock: FakeClock, counting: CountingCompute, store: Store, project_id: str
+):
+    _, url = publish(store, project_id, cache_ttl_s=60)
+    # (seconds to advance before the view, computations so far, Cache-Control, computed_at)
+    steps = [
+        (0, 1, "private, max-age=60", "2025-03-01T12:00:00Z"),
+        (30, 1, "private, max-age=30", "2025-03-01T12:00:00Z"),
+        (29.5, 1, "private, max-age=0", "2025-03-01T12:00:00Z"),
+        (0.5, 2, "private, max-age=60", "2025-03-01T12:01:00Z"),
+        (59, 2, "private, max-age=1", "2025-03-01T12:01:00Z"),
+        (600, 3, "private, max-age=60", "2025-03-01T12:11:59Z"),
+    ]
+
+    for advance, calls, cache_control, computed_at in steps:
+        clock.advance(advance)
+        response = fixed_client.get(url + "&format=json")
+        assert response.status_code == 200
+        assert counting.calls == calls, advance
+        assert response.headers["cache-control"] == cache_control, advance
+        assert response.json()["computed_at"] == computed_at, advance
+
+
+def test_zero_ttl_recomputes_every_view(
+    fixed_client: TestClient, counting: CountingCompute, store: Store, project_id: str
+):
+    _, url = publish(store, project_id, cache_ttl_s=0)
+
+    responses = [fixed_client.get(url + "&format=json") for _ in range(3)]
+
+    assert counting.calls == 3
+    assert [response.headers["cache-control"] for response in responses] == ["private, max-age=0"] * 3
+    assert responses[0].json()["stale_after"] == "2025-03-01T12:00:00Z"
+
+
+def test_cache_keeps_max_entries(runtime: Runtime, clock: FakeClock, store: Store, project_id: str):
+    counting = CountingCompute(lambda publication: fixed_output())
+    cache = PublicationCache(counting, clock.monotonic, now=clock.utc, max_entries=1)
+    _, first_url = publish(store, project_id)
+    _, second_url = publish(store, project_id)
+
+    with TestClient(make_app(runtime, cache)) as test_client:
+        for url in (first_url, first_url, second_url, first_url):
+            assert test_client.get(url + "&format=json").status_code == 200
+
+    assert counting.calls == 3
+
+
+@pytest.mark.anyio
+async def test_concurrent_stale_views_compute_once(
+    runtime: Runtime, clock: FakeClock, store: Store, project_id: str, caplog
+):
+    release = threading.Event()
+    computations: list[str] = []
+
+    def compute(publication: Publication) -> QueryOutput:
+        computations.append(publication.publication_id)
+        if len(computations) > 1:
+            release.wait(timeout=10)
+        return fixed_output()
+
+    app = make_app(runtime, PublicationCache(compute, clock.monotonic, now=clock.utc))
+    arrivals = 0
+
+    async def counting_app(scope, receive, send):
+        nonlocal arrivals
+        arrivals += 1
+        await app(scope, receive, send)
+
+    _, url = publish(store, project_id, cache_ttl_s=60)
+    responses: list[httpx2.Response] = []
+    transport = httpx2.ASGITransport(app=counting_app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        first = await http.get(url + "&format=json")
+        clock.advance(60)
+
+        async def view() -> None:
+            responses.append(await http.get(url + "&format=json"))
+
+        with caplog.at_level(logging.INFO, logger="pulseboard.server.public"):
+            async with anyio.create_task_group() as group:
+                for _ in range(10):
+                    group.start_soon(view)
+                with anyio.fail_after(10):
+                    while arrivals < 11 or len(computations) < 2:
+                        await anyio.sleep(0.01)
+                # Give the other nine views time to look up the publication and start waiting.
+                await anyio.sleep(0.3)
+                release.set()
+
+    assert first.status_code == 200
+    assert len(computations) == 2
+    assert [response.status_code for response in responses] == [200] * 10
+    assert {response.json()["computed_at"] for response in responses} == {"2025-03-01T12:01:00Z"}
+    cache_fields = sorted(re.search(r"cache=(\w+)", record.getMessage()).group(1) for record in caplog.records)
+    assert cache_fields == ["miss"] + ["shared"] * 9
+
+
+# Errors and logging
+
+
+@pytest.mark.parametrize(
+    ("query", "content_type"),
+    [("&format=json", "application/json"), ("", "text/html; charset=utf-8")],
+)
+def test_compute_failure_is_500_with_error_id(
+    runtime: Runtime, clock: FakeClock, store: Store, project_id: str, caplog, query, content_type
+):
+    def compute(publication: Publication) -> QueryOutput:
+        raise RuntimeError("the events table is gone")
+
+    counting = CountingCompute(compute)
+    publication, url = publish(store, project_id)
+    cache = PublicationCache(counting, clock.monotonic, now=clock.utc)
+
+    with caplog.at_level(logging.INFO, logger="pulseboard.server.public"):
+        with TestClient(make_app(runtime, cache)) as test_client:
+            response = test_client.get(url + query)
+            retried = test_client.get(url + query)
+
+    assert response.status_code == 500
+    assert retried.status_code == 500
+    assert counting.calls == 2
+    assert response.headers["content-type"] == content_type
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["cache-control"] == "no-store"
+    failures = [record for record in caplog.records if record.levelno == logging.ERROR]
+    error_id = re.fullmatch(
+        rf"computing publication {publication.publication_id} failed, error id ([0-9a-f]{{8}})",
+        failures[0].getMessage(),
+    ).group(1)
+    assert failures[0].exc_info[0] is RuntimeError
+    message = (
+        "The query behind this publication failed. Try again later, or give the error id "
+        f"{error_id} to the person who shared the link."
+    )
+    if query:
+        assert response.json() == {"error": {"code": "internal_error", "message": message, "error_id": error_id}}
+    else:
+        assert f"<p class=\"description\">{message}</p>" in response.text
+        assert f"Error id: <code>{error_id}</code>" in response.text
+        assert "the events table is gone" not in response.text
+
+
+def test_one_log_line_per_request_without_key(
+    fixed_client: TestClient, store: Store, project_id: str, caplog
+):
+    publication, url = publish(store, project_id)
+    key = url.split("key=")[1]
+    publication_id = publication.publication_id
+
+    with caplog.at_level(logging.DEBUG):
+        fixed_client.get(url + "&format=json")
+        fixed_client.get(url + "&format=csv")
+        fixed_client.get(f"/q/{publication_id}", headers={"Authorization": f"Bearer {key}"})
+        fixed_client.get(f"/q/{publication_id}?key={key}x&format=json")
+        fixed_client.get(f"/q/{publication_id}?key={key}&format=xml")
+        fixed_client.options(f"/q/{publication_id}")
+
+    lines = [
+        re.sub(r"ms=\d+\.\d$", "ms=_", record.getMessage())
+        for record in caplog.records
+        if record.name == "pulseboard.server.public" and record.levelno == logging.INFO
+    ]
+    assert lines == [
+        f"GET /q/{publication_id} format=json status=200 cache=miss ms=_",
+        f"GET /q/{publication_id} format=csv status=200 cache=hit ms=_",
+        f"GET /q/{publication_id} format=html status=200 cache=hit ms=_",
+        f"GET /q/{publication_id} format=json status=404 cache=- ms=_",
+        f"GET /q/{publication_id} format=- status=400 cache=- ms=_",
+        f"OPTIONS /q/{publication_id} format=- status=204 cache=- ms=_",
+    ]
+    # The test client's own httpx2 logger writes the URL with the key; only the server's lines count.
+    server_log = "\n".join(
+        caplog.handler.format(record) for record in caplog.records if record.name.startswith("pulseboard")
+    )
+    assert key not in server_log
