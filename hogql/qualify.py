@@ -13,6 +13,8 @@ unaliased expressions that would need their qualifier in the name, get an explic
 
 from __future__ import annotations
 
+import difflib
+
 from sqlglot import exp
 
 from .errors import UnknownColumnError
@@ -41,11 +43,12 @@ def check_qualified_columns(tree: exp.Expr, source: SourceText) -> None:
             continue
 
         table = column.parts[0].name
+        close = difflib.get_close_matches(name.name, EVENTS_COLUMNS, n=1)
+        hint = f"did you mean {table}.{close[0]}?" if close else f"read an event property as {table}.properties.{name.name}."
         raise error_at(
             source,
             UnknownColumnError,
-            f"Unknown column '{table}.{name.name}'. The events table has the columns "
-            f"{', '.join(EVENTS_COLUMNS)}; read an event property as {table}.properties.{name.name}.",
+            f"Unknown column '{table}.{name.name}'. The events table has the columns {', '.join(EVENTS_COLUMNS)}; {hint}",
             name,
         )
 

@@ -86,7 +86,7 @@ def _check_unique_source_names(select: exp.Select, source: SourceText) -> None:
             raise error_at(
                 source,
                 NotAllowedError,
-                f"The name '{name}' is given to two tables in one FROM clause; give each an alias of its own, "
+                f"Two tables in one FROM clause are both named '{name}'; give each an alias of its own, "
                 "such as FROM events AS a JOIN events AS b.",
                 table.args.get("alias") or table,
             )

@@ -12,9 +12,11 @@ import hmac
 import json
 import logging
 import secrets
+import queue
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -212,17 +214,50 @@ def redact_url(url: str) -> str:
 
 
 class Store:
-    """Typed access to pulseboard's tables over one clickhouse-connect client.
+    """Typed access to pulseboard's tables over a small pool of clickhouse-connect clients.
 
-    chDB runs queries from several threads at once; the lock only serialises the small
-    bookkeeping writes (definitions cache, migrations) that must not interleave.
+    clickhouse-connect serialises the calls made on one client, so a slow query on a shared
+    client would hold up every insert behind it. Each call therefore takes a client from a
+    pool; chDB serves several client handles of its one engine in parallel.
     """
 
-    def __init__(self, client: Client, url: str = "") -> None:
+    def __init__(self, client: Client, url: str = "", *, pool_size: int = 8) -> None:
         self.client = client
         self.url = url
         self._lock = threading.Lock()
         self._definitions: dict[str, dict[str, PropertyType]] = {}
+        self._idle: queue.LifoQueue[Client] = queue.LifoQueue()
+        self._idle.put(client)
+        self._opened = [client]
+        self._pool_size = pool_size if url else 1
+
+    @contextmanager
+    def connection(self) -> Iterator[Client]:
+        """Lend a client for one call; open another while fewer than pool_size exist."""
+        try:
+            client = self._idle.get_nowait()
+        except queue.Empty:
+            client = self._open_extra_client()
+        try:
+            yield client
+        finally:
+            self._idle.put(client)
+
+    def _open_extra_client(self) -> Client:
+        with self._lock:
+            if len(self._opened) < self._pool_size:
+                client = clickhouse_connect.get_client(dsn=self.url)
+                self._opened.append(client)
+                return client
+        return self._idle.get()
+
+    def _query(self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None):
+        with self.connection() as client:
+            return client.query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
+
+    def _insert(self, table: str, rows: list[list[Any]], column_names: list[str]) -> None:
+        with self.connection() as client:
+            client.insert(table, rows, column_names=column_names)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -231,7 +266,8 @@ class Store:
         return store
 
     def close(self) -> None:
-        self.client.close()
+        for client in self._opened:
+            client.close()
 
     # Schema
 
@@ -268,7 +304,7 @@ class Store:
 
         key = new_key("pbi_")
         project = Project(project_id, name or project_id, timezone, utcnow())
-        self.client.insert(
+        self._insert(
             "projects",
             [[project_id, project.name, hash_key(key), timezone, project.created_at, time.time_ns()]],
             column_names=["project_id", "name", "ingest_key_hash", "timezone", "created_at", "version"],
@@ -277,24 +313,24 @@ class Store:
         return project, key
 
     def get_project(self, project_id: str) -> Project | None:
-        rows = self.client.query(
+        rows = self._query(
             "SELECT project_id, name, timezone, created_at FROM projects FINAL WHERE project_id = {p:String}",
-            parameters={"p": project_id},
+            {"p": project_id},
         ).result_rows
         if not rows:
             return None
         return Project(*rows[0])
 
     def list_projects(self) -> list[Project]:
-        rows = self.client.query(
+        rows = self._query(
             "SELECT project_id, name, timezone, created_at FROM projects FINAL ORDER BY project_id"
         ).result_rows
         return [Project(*row) for row in rows]
 
     def check_ingest_key(self, project_id: str, key: str) -> bool:
-        rows = self.client.query(
+        rows = self._query(
             "SELECT ingest_key_hash FROM projects FINAL WHERE project_id = {p:String}",
-            parameters={"p": project_id},
+            {"p": project_id},
         ).result_rows
         if not rows:
             # Hash anyway so an unknown project takes as long as a wrong key.
@@ -324,15 +360,16 @@ class Store:
             lines.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
         body = ("\n".join(lines) + "\n").encode()
 
-        self.client.raw_insert(
-            "events",
-            column_names=["project_id", "uuid", "event", "distinct_id", "timestamp", "properties", "inserted_at"],
-            insert_block=body,
-            fmt="JSONEachRow",
-            # Without these, the JSON column stores ISO date strings as Date/DateTime values, and a
-            # String read of that property returns NULL.
-            settings={"input_format_try_infer_datetimes": 0, "input_format_try_infer_dates": 0},
-        )
+        with self.connection() as client:
+            client.raw_insert(
+                "events",
+                column_names=["project_id", "uuid", "event", "distinct_id", "timestamp", "properties", "inserted_at"],
+                insert_block=body,
+                fmt="JSONEachRow",
+                # Without these, the JSON column stores ISO date strings as Date/DateTime values, and a
+                # String read of that property returns NULL.
+                settings={"input_format_try_infer_datetimes": 0, "input_format_try_infer_dates": 0},
+            )
         self.record_definitions(project_id, events)
 
     def record_definitions(self, project_id: str, events: Sequence[EventRow]) -> None:
@@ -350,7 +387,7 @@ class Store:
 
         now = utcnow()
         version = time.time_ns()
-        self.client.insert(
+        self._insert(
             "property_definitions",
             [[project_id, name, kind, now, version] for name, kind in new.items()],
             column_names=["project_id", "name", "property_type", "first_seen", "version"],
@@ -366,10 +403,10 @@ class Store:
             if cached is not None:
                 return dict(cached)
 
-        rows = self.client.query(
+        rows = self._query(
             "SELECT name, argMin(property_type, first_seen) FROM property_definitions "
             "WHERE project_id = {p:String} GROUP BY name",
-            parameters={"p": project_id},
+            {"p": project_id},
         ).result_rows
         loaded = {name: kind for name, kind in rows}
         with self._lock:
@@ -385,7 +422,7 @@ class Store:
         settings: Mapping[str, Any] | None = None,
     ) -> QueryResult:
         started = time.perf_counter()
-        result = self.client.query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
+        result = self._query(sql, parameters, settings)
         elapsed_ms = (time.perf_counter() - started) * 1000
         return QueryResult(
             columns=list(result.column_names),
@@ -428,7 +465,7 @@ class Store:
         return publication, key
 
     def _write_publication(self, publication: Publication, key_hash: str) -> None:
-        self.client.insert(
+        self._insert(
             "publications",
             [[
                 publication.publication_id,
@@ -475,9 +512,9 @@ class Store:
 
     def get_publication(self, publication_id: str) -> tuple[Publication, str] | None:
         """Return a publication and its key hash, or None when the id is unknown."""
-        rows = self.client.query(
+        rows = self._query(
             f"SELECT {self._PUBLICATION_COLUMNS} FROM publications FINAL WHERE publication_id = {{i:String}}",
-            parameters={"i": publication_id},
+            {"i": publication_id},
         ).result_rows
         if not rows:
             return None
@@ -500,10 +537,10 @@ class Store:
         return publication
 
     def list_publications(self, project_id: str) -> list[Publication]:
-        rows = self.client.query(
+        rows = self._query(
             f"SELECT {self._PUBLICATION_COLUMNS} FROM publications FINAL WHERE project_id = {{p:String}} "
             "ORDER BY created_at",
-            parameters={"p": project_id},
+            {"p": project_id},
         ).result_rows
         return [self._publication_from_row(row) for row in rows]
 

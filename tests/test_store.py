@@ -52,3 +52,12 @@ def test_publication_key_and_revoke(store: Store, project):
 def test_redact_url_hides_password():
     assert redact_url("https://bob:s3cret@ch.internal:8443/db") == "https://bob:***@ch.internal:8443/db"
     assert redact_url("chdb:///tmp/x") == "chdb:///tmp/x"
+
+
+def test_pool_lends_distinct_clients(store: Store):
+    with store.connection() as first, store.connection() as second:
+        assert first is not second
+        assert first.query("SELECT 1").result_rows == [(1,)]
+        assert second.query("SELECT 2").result_rows == [(2,)]
+    with store.connection() as again:
+        assert again in (first, second)

@@ -110,6 +110,8 @@ def test_account_health_guards_every_cte(health_projects):
 
     compiled = project.run(ACCOUNT_HEALTH, property_types=PROPERTY_TYPES).compiled
 
-    assert compiled.sql.count("events.project_id = {pb_project:String}") == 3
+    for index in range(3):
+        assert compiled.sql.count(f"FROM events AS pb_t{index} WHERE pb_t{index}.project_id = {{pb_project:String}}") == 1
+    assert compiled.sql.count("project_id") == 3
     assert compiled.parameters["pb_project"] == project.project_id
     assert compiled.parameters["pb_s0"] == "$exception"

@@ -18,7 +18,8 @@ PLACEHOLDERS = {
     "big": (50000, "Int64"),
 }
 PROPERTY_TYPES = {"mrr": "Numeric", "is_paid": "Boolean", "signed_up_at": "DateTime", "plan": "String"}
-GUARD = "events.project_id = {pb_project:String}"
+GUARD = "pb_t0.project_id = {pb_project:String}"
+GUARD_1 = "pb_t1.project_id = {pb_project:String}"
 WRAPPED = (
     "(SELECT uuid, event, distinct_id, timestamp, properties, inserted_at FROM events "
     "WHERE project_id = {pb_project:String})"
@@ -35,26 +36,27 @@ def compile_text(text: str, **context):
 CASES = [
     (
         "SELECT event FROM events",
-        f"SELECT event FROM events WHERE {GUARD} LIMIT 101",
+        f"SELECT event FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {},
         100,
     ),
     (
         "select * from events",
-        f"SELECT uuid, event, distinct_id, timestamp, properties FROM events WHERE {GUARD} LIMIT 101",
+        f"SELECT uuid, event, distinct_id, timestamp, properties FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT e.* FROM events AS e",
-        "SELECT e.uuid, e.event, e.distinct_id, e.timestamp, e.properties FROM events AS e "
-        "WHERE e.project_id = {pb_project:String} LIMIT 101",
+        'SELECT pb_t0.uuid AS "uuid", pb_t0.event AS "event", pb_t0.distinct_id AS "distinct_id", '
+        'pb_t0.timestamp AS "timestamp", pb_t0.properties AS "properties" '
+        f"FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT event FROM events WHERE event = 'signup' OR 1 = 1",
-        f"SELECT event FROM events WHERE {GUARD} AND (event = {{pb_s0:String}} OR 1 = 1) LIMIT 101",
+        f"SELECT event FROM events AS pb_t0 WHERE {GUARD} AND (event = {{pb_s0:String}} OR 1 = 1) LIMIT 101",
         {"pb_s0": "signup"},
         100,
     ),
@@ -62,7 +64,7 @@ CASES = [
         "SELECT properties.$browser, properties['$feature/flag'] FROM events",
         'SELECT CAST(properties."$browser" AS Nullable(String)) AS "properties.$browser", '
         'CAST(properties."$feature/flag" AS Nullable(String)) AS "properties.$feature/flag" '
-        f"FROM events WHERE {GUARD} LIMIT 101",
+        f"FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {},
         100,
     ),
@@ -72,14 +74,14 @@ CASES = [
         'CAST(properties."items"[1]."sku" AS Nullable(String)) AS "properties.items[1].sku", '
         'CAST(properties."items"[2] AS Nullable(String)) AS "properties.items[2]", '
         'CAST(properties."$groups"."company" AS Nullable(String)) AS "properties.$groups.company" '
-        f"FROM events WHERE {GUARD} LIMIT 101",
+        f"FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT e.properties.plan FROM events AS e",
-        'SELECT CAST(e.properties."plan" AS Nullable(String)) AS "e.properties.plan" FROM events AS e '
-        "WHERE e.project_id = {pb_project:String} LIMIT 101",
+        'SELECT CAST(pb_t0.properties."plan" AS Nullable(String)) AS "e.properties.plan" FROM events AS pb_t0 '
+        f"WHERE {GUARD} LIMIT 101",
         {},
         100,
     ),
@@ -89,13 +91,13 @@ CASES = [
         "transform(CAST(properties.\"is_paid\" AS Nullable(String)), ['true', 'false'], [TRUE, FALSE], NULL) "
         'AS "properties.is_paid", '
         'parseDateTime64BestEffortOrNull(CAST(properties."signed_up_at" AS Nullable(String)), 6, {pb_tz:String}) '
-        f'AS "properties.signed_up_at" FROM events WHERE {GUARD} LIMIT 101',
+        f'AS "properties.signed_up_at" FROM events AS pb_t0 WHERE {GUARD} LIMIT 101',
         {"pb_tz": "UTC"},
         100,
     ),
     (
         "SELECT count() FROM events WHERE properties.status = 200 AND properties.code IN (1, 2) AND properties.flag = true",
-        f"SELECT count() FROM events WHERE {GUARD} AND ("
+        f"SELECT count() FROM events AS pb_t0 WHERE {GUARD} AND ("
         "accurateCastOrNull(properties.\"status\", 'Float64') = 200 AND "
         "accurateCastOrNull(properties.\"code\", 'Float64') IN (1, 2) AND "
         "transform(CAST(properties.\"flag\" AS Nullable(String)), ['true', 'false'], [TRUE, FALSE], NULL) = TRUE"
@@ -106,26 +108,26 @@ CASES = [
     (
         "SELECT properties.project_id FROM events",
         'SELECT CAST(properties."project_id" AS Nullable(String)) AS "properties.project_id" '
-        f"FROM events WHERE {GUARD} LIMIT 101",
+        f"FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT properties FROM events",
-        f"SELECT properties FROM events WHERE {GUARD} LIMIT 101",
+        f"SELECT properties FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT count() FROM events WHERE timestamp >= {as_of} - INTERVAL {window_days} DAY",
-        f"SELECT count() FROM events WHERE {GUARD} AND "
+        f"SELECT count() FROM events AS pb_t0 WHERE {GUARD} AND "
         "(timestamp >= {as_of:DateTime64(6, 'UTC')} - INTERVAL ({window_days:Int64}) DAY) LIMIT 101",
         {"as_of": datetime.datetime(2024, 3, 1), "window_days": 30},
         100,
     ),
     (
         "SELECT {w_usage} * count() FROM events WHERE properties.plan IN {plans} OR event = {variables.plan}",
-        "SELECT {w_usage:Float64} * count() FROM events WHERE "
+        "SELECT {w_usage:Float64} * count() FROM events AS pb_t0 WHERE "
         f'{GUARD} AND (CAST(properties."plan" AS Nullable(String)) IN {{plans:Array(String)}} '
         "OR event = {plan:String}) LIMIT 101",
         {"w_usage": 0.4, "plans": ["pro", "team"], "plan": "pro"},
@@ -133,107 +135,106 @@ CASES = [
     ),
     (
         "SELECT count() FROM events WHERE distinct_id IN (SELECT distinct_id FROM events WHERE event = 'signup')",
-        f"SELECT count() FROM events WHERE {GUARD} AND (distinct_id IN "
-        f"(SELECT distinct_id FROM events WHERE {GUARD} AND (event = {{pb_s0:String}}))) LIMIT 101",
+        f"SELECT count() FROM events AS pb_t0 WHERE {GUARD} AND (distinct_id IN "
+        f"(SELECT distinct_id FROM events AS pb_t1 WHERE {GUARD_1} AND (event = {{pb_s0:String}}))) LIMIT 101",
         {"pb_s0": "signup"},
         100,
     ),
     (
         "WITH signups AS (SELECT distinct_id FROM events WHERE event = 'signup') SELECT count() FROM signups",
-        f"WITH signups AS (SELECT distinct_id FROM events WHERE {GUARD} AND (event = {{pb_s0:String}})) "
+        f"WITH signups AS (SELECT distinct_id FROM events AS pb_t0 WHERE {GUARD} AND (event = {{pb_s0:String}})) "
         "SELECT count() FROM signups LIMIT 101",
         {"pb_s0": "signup"},
         100,
     ),
     (
         "SELECT (SELECT count() FROM events) AS total",
-        f"SELECT (SELECT count() FROM events WHERE {GUARD}) AS total LIMIT 101",
+        f"SELECT (SELECT count() FROM events AS pb_t0 WHERE {GUARD}) AS total LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT e.event, f.event FROM events AS e JOIN events AS f ON e.distinct_id = f.distinct_id",
-        "SELECT e.event, f.event FROM events AS e JOIN events AS f ON e.distinct_id = f.distinct_id "
-        "WHERE e.project_id = {pb_project:String} AND f.project_id = {pb_project:String} LIMIT 101",
+        'SELECT pb_t0.event AS "event", pb_t1.event AS "f.event" FROM events AS pb_t0 JOIN events AS pb_t1 '
+        f"ON pb_t0.distinct_id = pb_t1.distinct_id WHERE {GUARD} AND {GUARD_1} LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT e.event, f.event FROM events AS e, events AS f",
-        "SELECT e.event, f.event FROM events AS e CROSS JOIN events AS f "
-        "WHERE e.project_id = {pb_project:String} AND f.project_id = {pb_project:String} LIMIT 101",
+        'SELECT pb_t0.event AS "event", pb_t1.event AS "f.event" FROM events AS pb_t0 CROSS JOIN events AS pb_t1 '
+        f"WHERE {GUARD} AND {GUARD_1} LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT e.event, f.event FROM events AS e LEFT JOIN events AS f ON e.distinct_id = f.distinct_id",
-        "SELECT e.event, f.event FROM events AS e LEFT JOIN events AS f "
-        "ON (e.distinct_id = f.distinct_id) AND f.project_id = {pb_project:String} "
-        "WHERE e.project_id = {pb_project:String} LIMIT 101",
+        'SELECT pb_t0.event AS "event", pb_t1.event AS "f.event" FROM events AS pb_t0 LEFT JOIN events AS pb_t1 '
+        f"ON (pb_t0.distinct_id = pb_t1.distinct_id) AND {GUARD_1} WHERE {GUARD} LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT e.event FROM events AS e LEFT JOIN events AS f USING (distinct_id)",
-        f"SELECT e.event FROM events AS e LEFT JOIN {WRAPPED} AS f USING (distinct_id) "
-        "WHERE e.project_id = {pb_project:String} LIMIT 101",
+        f'SELECT pb_t0.event AS "event" FROM events AS pb_t0 LEFT JOIN {WRAPPED} AS pb_t1 USING (distinct_id) '
+        f"WHERE {GUARD} LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT e.event, f.event FROM events AS e RIGHT JOIN events AS f ON e.distinct_id = f.distinct_id",
-        f"SELECT e.event, f.event FROM {WRAPPED} AS e RIGHT JOIN {WRAPPED} AS f "
-        "ON e.distinct_id = f.distinct_id LIMIT 101",
+        f'SELECT pb_t0.event AS "event", pb_t1.event AS "f.event" FROM {WRAPPED} AS pb_t0 RIGHT JOIN {WRAPPED} AS pb_t1 '
+        "ON pb_t0.distinct_id = pb_t1.distinct_id LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT e.event, f.event FROM events AS e FULL OUTER JOIN events AS f ON e.distinct_id = f.distinct_id",
-        f"SELECT e.event, f.event FROM {WRAPPED} AS e FULL OUTER JOIN {WRAPPED} AS f "
-        "ON e.distinct_id = f.distinct_id LIMIT 101",
+        f'SELECT pb_t0.event AS "event", pb_t1.event AS "f.event" FROM {WRAPPED} AS pb_t0 FULL OUTER JOIN {WRAPPED} AS pb_t1 '
+        "ON pb_t0.distinct_id = pb_t1.distinct_id LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT event FROM events UNION ALL SELECT event FROM events",
-        f"SELECT * FROM (SELECT event FROM events WHERE {GUARD} LIMIT 100 UNION ALL "
-        f"SELECT event FROM events WHERE {GUARD} LIMIT 100) AS _l_0 LIMIT 101",
+        f"SELECT * FROM (SELECT event FROM events AS pb_t0 WHERE {GUARD} LIMIT 100 UNION ALL "
+        f"SELECT event FROM events AS pb_t1 WHERE {GUARD_1} LIMIT 100) AS _l_0 LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT event FROM events LIMIT 30",
-        f"SELECT event FROM events WHERE {GUARD} LIMIT 30",
+        f"SELECT event FROM events AS pb_t0 WHERE {GUARD} LIMIT 30",
         {},
         None,
     ),
     (
         "SELECT event FROM events LIMIT 50000",
-        f"SELECT event FROM events WHERE {GUARD} LIMIT 10001",
+        f"SELECT event FROM events AS pb_t0 WHERE {GUARD} LIMIT 10001",
         {},
         10000,
     ),
     (
         "SELECT event FROM events LIMIT {n}",
-        f"SELECT event FROM events WHERE {GUARD} LIMIT {{n:Int64}}",
+        f"SELECT event FROM events AS pb_t0 WHERE {GUARD} LIMIT {{n:Int64}}",
         {"n": 5},
         None,
     ),
     (
         "SELECT event FROM events LIMIT {big}",
-        f"SELECT event FROM events WHERE {GUARD} LIMIT 10001",
+        f"SELECT event FROM events AS pb_t0 WHERE {GUARD} LIMIT 10001",
         {},
         10000,
     ),
     (
         "SELECT event FROM events LIMIT 10 OFFSET 20",
-        f"SELECT event FROM events WHERE {GUARD} LIMIT 10 OFFSET 20",
+        f"SELECT event FROM events AS pb_t0 WHERE {GUARD} LIMIT 10 OFFSET 20",
         {},
         None,
     ),
     (
         "SELECT event FROM events LIMIT 1 BY event",
-        f"SELECT * FROM (SELECT event FROM events WHERE {GUARD} LIMIT 1 BY event) AS limited_by LIMIT 101",
+        f"SELECT * FROM (SELECT event FROM events AS pb_t0 WHERE {GUARD} LIMIT 1 BY event) AS limited_by LIMIT 101",
         {},
         100,
     ),
@@ -243,26 +244,26 @@ CASES = [
         'SELECT toFloat64OrNull(CAST(properties."mrr" AS Nullable(String))), toInt64OrNull(toString(event)), '
         "parseDateTime64BestEffortOrNull({pb_s0:String}, 6, {pb_tz:String}), toDateTime(timestamp, {pb_tz:String}), "
         "toDateOrNull({pb_s1:String}), now64(6, {pb_tz:String}), toDate(now64(6, {pb_tz:String})), "
-        f"subtractDays(toDate(now64(6, {{pb_tz:String}})), 1) FROM events WHERE {GUARD} LIMIT 101",
+        f"subtractDays(toDate(now64(6, {{pb_tz:String}})), 1) FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {"pb_s0": "2024-01-01", "pb_s1": "2024-01-01", "pb_tz": "UTC"},
         100,
     ),
     (
         "SELECT COUNT(*), countif(event = 'a'), quantile(0.9)(properties.mrr), uniqExactIf(distinct_id, event = 'b') FROM events",
         "SELECT count(*), countIf(event = {pb_s0:String}), quantile(0.9)(accurateCastOrNull(properties.\"mrr\", 'Float64')), "
-        f"uniqExactIf(distinct_id, event = {{pb_s1:String}}) FROM events WHERE {GUARD} LIMIT 101",
+        f"uniqExactIf(distinct_id, event = {{pb_s1:String}}) FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {"pb_s0": "a", "pb_s1": "b"},
         100,
     ),
     (
         "SELECT event -- a comment with {braces} and $dollars\nFROM events /* block */",
-        f"SELECT event FROM events WHERE {GUARD} LIMIT 101",
+        f"SELECT event FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {},
         100,
     ),
     (
         "SELECT 'it''s {x} $y', 'a\\'b' FROM events",
-        f"SELECT {{pb_s0:String}}, {{pb_s1:String}} FROM events WHERE {GUARD} LIMIT 101",
+        f"SELECT {{pb_s0:String}}, {{pb_s1:String}} FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {"pb_s0": "it's {x} $y", "pb_s1": "a'b"},
         100,
     ),
@@ -331,7 +332,7 @@ def test_compile_timezone_wraps_timestamps():
 
     assert compiled.sql == (
         "SELECT toStartOfDay(toTimeZone(timestamp, {pb_tz:String})) AS day, "
-        'toTimeZone(timestamp, {pb_tz:String}) AS "timestamp", count() FROM events '
+        'toTimeZone(timestamp, {pb_tz:String}) AS "timestamp", count() FROM events AS pb_t0 '
         f"WHERE {GUARD} AND (timestamp > {{pb_s0:String}}) GROUP BY day, timestamp ORDER BY timestamp LIMIT 101"
     )
     assert compiled.parameters == {"pb_project": "p1", "pb_tz": "Europe/Berlin", "pb_s0": "2024-01-01"}
@@ -340,7 +341,7 @@ def test_compile_timezone_wraps_timestamps():
 def test_compile_utc_leaves_timestamps_alone():
     compiled = compile_text("SELECT toStartOfDay(timestamp) FROM events")
 
-    assert compiled.sql == f"SELECT toStartOfDay(timestamp) FROM events WHERE {GUARD} LIMIT 101"
+    assert compiled.sql == f"SELECT toStartOfDay(timestamp) FROM events AS pb_t0 WHERE {GUARD} LIMIT 101"
 
 
 def test_compile_binds_user_literals():

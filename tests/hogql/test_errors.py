@@ -11,6 +11,7 @@ from pulseboard.hogql import (
     NotAllowedError,
     PlaceholderError,
     PropertyAccessError,
+    UnknownColumnError,
     UnknownFunctionError,
     UnknownTableError,
     UnsupportedError,
@@ -20,6 +21,8 @@ from pulseboard.hogql import (
 TABLE_RULE = "Only the events table and the query's own CTEs can be queried, without a database name."
 TABLE_FUNCTION = "Table functions cannot be used; query the events table instead."
 PROJECT_ID = "'project_id' cannot be used; every query already reads only the caller's project."
+RESERVED = "Names starting with 'pb_' are reserved for the compiler; rename '{}'."
+EVENTS_COLUMNS = "uuid, event, distinct_id, timestamp, properties, inserted_at"
 
 # (query, error class, message, line, column, fragment)
 BAD_QUERIES = [
@@ -212,46 +215,6 @@ BAD_QUERIES = [
     ("", HogQLSyntaxError, "The query is empty. Write a SELECT statement.", None, None, None),
     ("  -- only a comment\n", HogQLSyntaxError, "The query is empty. Write a SELECT statement.", None, None, None),
     (
-        "SELECT 1 AS e FROM events AS e",
-        NotAllowedError,
-        "Alias 'e' is also the name of an events table in this query; rename one of them.",
-        1,
-        13,
-        "e",
-    ),
-    (
-        "SELECT count() AS events FROM events",
-        NotAllowedError,
-        "Alias 'events' is also the name of an events table in this query; rename one of them.",
-        1,
-        19,
-        "events",
-    ),
-    (
-        "WITH properties AS e SELECT count() FROM events AS e",
-        NotAllowedError,
-        "Alias 'e' is also the name of an events table in this query; rename one of them.",
-        1,
-        20,
-        "e",
-    ),
-    (
-        "SELECT 1 FROM events AS e ARRAY JOIN [1, 2] AS e",
-        NotAllowedError,
-        "Alias 'e' is also the name of an events table in this query; rename one of them.",
-        1,
-        48,
-        "e",
-    ),
-    (
-        "SELECT arrayMap(e -> e, [1]) FROM events e",
-        NotAllowedError,
-        "Lambda parameter 'e' is also the name of an events table in this query; rename it.",
-        1,
-        17,
-        "e",
-    ),
-    (
         "SELECT 1 FROM events AS uuid",
         NotAllowedError,
         "Table alias 'uuid' is also a column of the events table; choose another alias.",
@@ -262,9 +225,65 @@ BAD_QUERIES = [
     (
         "WITH events AS (SELECT 1) SELECT * FROM events",
         NotAllowedError,
-        "A CTE cannot be named 'events', because that name is the events table.",
+        "A CTE cannot be named 'events', because that name is the events table; choose another name.",
         1,
         6,
+        "events",
+    ),
+    (
+        "WITH events AS (SELECT distinct_id FROM events WHERE event = 'signup') SELECT count() FROM events",
+        NotAllowedError,
+        "A CTE cannot be named 'events', because that name is the events table; choose another name.",
+        1,
+        6,
+        "events",
+    ),
+    (
+        "SELECT n FROM (SELECT count() AS n FROM events) AS events",
+        NotAllowedError,
+        "A subquery cannot be aliased 'events', because that name is the events table; choose another alias.",
+        1,
+        52,
+        "events",
+    ),
+    (
+        "WITH s AS (SELECT 1 AS x) SELECT count() FROM events AS e, s AS events",
+        NotAllowedError,
+        "Only the events table can have the alias 'events', because that name is the events table; "
+        "choose another alias.",
+        1,
+        65,
+        "events",
+    ),
+    ("SELECT count() AS pb_t0 FROM events", NotAllowedError, RESERVED.format("pb_t0"), 1, 19, "pb_t0"),
+    ("SELECT 1 FROM events AS pb_t1", NotAllowedError, RESERVED.format("pb_t1"), 1, 25, "pb_t1"),
+    ("WITH pb_x AS (SELECT 1) SELECT 1", NotAllowedError, RESERVED.format("pb_x"), 1, 6, "pb_x"),
+    ("SELECT arrayMap(pb_t0 -> 1, [1]) FROM events", NotAllowedError, RESERVED.format("pb_t0"), 1, 17, "pb_t0"),
+    ('SELECT "PB_T0".event FROM events', NotAllowedError, RESERVED.format("PB_T0"), 1, 8, '"PB_T0"'),
+    (
+        "SELECT e.evnt FROM events e",
+        UnknownColumnError,
+        f"Unknown column 'e.evnt'. The events table has the columns {EVENTS_COLUMNS}; did you mean e.event?",
+        1,
+        10,
+        "evnt",
+    ),
+    (
+        "SELECT count() FROM events WHERE events.plan = 'pro'",
+        UnknownColumnError,
+        f"Unknown column 'events.plan'. The events table has the columns {EVENTS_COLUMNS}; "
+        "read an event property as events.properties.plan.",
+        1,
+        41,
+        "plan",
+    ),
+    (
+        "SELECT 1 FROM events JOIN events ON 1 = 1",
+        NotAllowedError,
+        "Two tables in one FROM clause are both named 'events'; give each an alias of its own, "
+        "such as FROM events AS a JOIN events AS b.",
+        1,
+        27,
         "events",
     ),
     ("SELECT * EXCEPT (uuid) FROM events", UnsupportedError, "* EXCEPT is not supported; list the columns instead.", 1, 10, "EXCEPT"),
@@ -333,7 +352,7 @@ def test_placeholder_error_without_placeholders():
 
 def test_error_classes_share_base():
     for error_class in (HogQLSyntaxError, NotAllowedError, UnknownFunctionError, UnknownTableError,
-                        PlaceholderError, PropertyAccessError, UnsupportedError):
+                        PlaceholderError, PropertyAccessError, UnsupportedError, UnknownColumnError):
         assert issubclass(error_class, HogQLError)
     assert issubclass(UnknownFunctionError, NotAllowedError)
     assert issubclass(UnknownTableError, NotAllowedError)
