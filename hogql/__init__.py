@@ -14,6 +14,7 @@ from .errors import (
     UnknownTableError,
     UnsupportedError,
 )
+from .qualify import restore_table_aliases
 
 __all__ = [
     "CompileContext",
@@ -29,4 +30,5 @@ __all__ = [
     "UnknownTableError",
     "UnsupportedError",
     "compile_query",
+    "restore_table_aliases",
 ]

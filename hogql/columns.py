@@ -84,7 +84,7 @@ def localize_timestamps(tree: exp.Expr, timezone: str) -> None:
             continue
 
         only_events = len(qualifiers) == len(sources)
-        for column in _own_columns(select):
+        for column in own_columns(select):
             if column.name not in DATETIME_COLUMNS or isinstance(column.this, exp.Star):
                 continue
             if column.table and column.table not in qualifiers:
@@ -97,7 +97,7 @@ def localize_timestamps(tree: exp.Expr, timezone: str) -> None:
             _wrap_in_timezone(column, timezone, select)
 
 
-def _own_columns(select: exp.Select) -> list[exp.Column]:
+def own_columns(select: exp.Select) -> list[exp.Column]:
     """Columns that belong to this SELECT, not to a subquery or CTE inside it."""
     def prune(node: exp.Expr) -> bool:
         return node is not select and isinstance(node, (exp.Select, exp.Subquery, exp.With))

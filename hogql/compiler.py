@@ -12,8 +12,10 @@ from .parse import parse
 from .prelex import PLACEHOLDER_NAME, RESERVED_PREFIX, prelex
 from .printer import print_clickhouse, print_hogql
 from .properties import resolve_properties
-from .qualify import name_columns, qualify_events_tables
+from .names import name_columns
+from .qualify import qualify_events_tables
 from .rewrite import rewrite_functions
+from .timestamps import parse_timestamp_strings
 from .validate import validate
 
 # An IANA timezone name such as "UTC", "Europe/Berlin" or "America/Argentina/Buenos_Aires".
@@ -41,13 +43,16 @@ def compile_query(text: str, context: CompileContext) -> CompiledQuery:
     name_columns(tree)
     resolve_properties(tree, context)
     rewrite_functions(tree, context, parsed.source)
+    parse_timestamp_strings(tree, context.timezone)
     localize_timestamps(tree, context.timezone)
-    qualify_events_tables(tree)
+    table_aliases = qualify_events_tables(tree)
     guard_projects(tree, context.project_id)
     tree = add_truncation_probe(tree)
 
     sql, parameters = print_clickhouse(tree, context)
-    return CompiledQuery(sql=sql, parameters=parameters, row_cap=row_cap, hogql=hogql)
+    return CompiledQuery(
+        sql=sql, parameters=parameters, row_cap=row_cap, hogql=hogql, table_aliases=table_aliases
+    )
 
 
 def _check_context(context: CompileContext) -> None:

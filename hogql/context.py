@@ -39,9 +39,13 @@ class CompiledQuery:
     When `row_cap` is not None, the query's top-level LIMIT is `row_cap + 1`: the executor returns
     at most `row_cap` rows and reports the result as truncated when it received more.
     `hogql` is the normalised query text with the applied LIMIT, for echoing back to the caller.
+    `table_aliases` maps the alias that `sql` gives each events table (`pb_t0`, ...) to the table's
+    name in the HogQL: its alias, such as `e`, or `events`. `restore_table_aliases` uses it to
+    rewrite ClickHouse error messages.
     """
 
     sql: str
     parameters: dict[str, object]
     row_cap: int | None
     hogql: str
+    table_aliases: dict[str, str] = field(default_factory=dict)

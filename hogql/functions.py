@@ -10,7 +10,8 @@ import difflib
 from dataclasses import dataclass
 
 DATE_TIME_FUNCTIONS = {
-    "now", "now64", "today", "yesterday", "timezone", "toTimeZone",
+    "now", "now64", "today", "yesterday", "current_date", "current_timestamp", "curdate",
+    "localtimestamp", "timezone", "toTimeZone",
     "toDateTime", "toDateTime64", "toDateTimeOrNull", "toDateTime64OrNull", "toDate", "toDate32",
     "toDateOrNull", "toDate32OrNull", "toYear", "toQuarter", "toMonth", "toWeek", "toYearWeek",
     "toDayOfYear", "toDayOfMonth", "toDayOfWeek", "toHour", "toMinute", "toSecond",

@@ -13,7 +13,11 @@ arrays, objects and null (tests/hogql/test_properties.py runs each case):
   reads "yes" and 2 as true.
 - DateTime: `parseDateTime64BestEffortOrNull(<string read>, 6, <project timezone>)`, as PostHog.
 
-A missing key and a JSON null both read as NULL in every form.
+A missing key and a JSON null both read as NULL in every form. So a cast of a property read,
+such as `properties.amount::Float64`, casts to `Nullable(Float64)`: a cast of NULL to a type that
+is not Nullable fails the whole query (CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN on ClickHouse 26.9)
+as soon as one event lacks the property. A cast to a number reads the property as Numeric, and a
+cast to Bool as Boolean, so "49.5" and 49.5 both convert and "abc" gives NULL.
 
 Cost, measured on chDB 4.4 with 2M events of mixed int, string and float values (2 CPU cores,
 median of 7 runs of a sum over the read): the typed subcolumn read took 11.5 ms and the Float64
@@ -39,6 +43,11 @@ _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 # toDate and toDateTime parse strings (see rewrite.py).
 _STRING_INPUT_FUNCTIONS = {"toFloat", "toInt", "toDate", "toDateTime"}
 _STRING_INPUT_PATTERN = re.compile(r"(to\w+Or(Null|Zero|Default)|parseDateTime\w*)\Z")
+# Cast targets that can be wrapped in Nullable: ClickHouse allows no Nullable(Array(...)) and the like.
+_NULLABLE_CAST_TYPES = (
+    *exp.DataType.NUMERIC_TYPES, *exp.DataType.TEXT_TYPES, *exp.DataType.TEMPORAL_TYPES,
+    exp.DType.BOOLEAN, exp.DType.UUID,
+)
 _NUMERIC_TYPE_PATTERN = re.compile(r"(Nullable\()?(U?Int\d+|Float\d+|Decimal\w*)\b")
 
 
@@ -53,6 +62,9 @@ def resolve_properties(tree: exp.Expr, context: CompileContext) -> None:
         if isinstance(node.parent, exp.Select) and node.arg_key == "expressions":
             # Name the result column as ClickHouse names the plain access, not after the cast.
             read = exp.alias_(read, _display_name(path), quoted=True)
+        target = _cast_target(node)
+        if target is not None and target.is_type(*_NULLABLE_CAST_TYPES):
+            target.set("nullable", True)
         node.replace(read)
 
 
@@ -108,6 +120,14 @@ def _read_type(path: PropertyPath, context: CompileContext) -> PropertyType:
     if _is_string_function_argument(path.node):
         return "String"
 
+    target = _cast_target(path.node)
+    if target is not None and target.is_type(*exp.DataType.NUMERIC_TYPES):
+        return "Numeric"
+    if target is not None and target.is_type(exp.DType.BOOLEAN):
+        return "Boolean"
+    if target is not None:
+        return "String"
+
     recorded = context.property_types.get(path.type_key, "String")
     if recorded != "String":
         return recorded
@@ -118,6 +138,14 @@ def _read_type(path: PropertyPath, context: CompileContext) -> PropertyType:
     if compared_with and all(isinstance(value, exp.Boolean) for value in compared_with):
         return "Boolean"
     return "String"
+
+
+def _cast_target(node: exp.Expr) -> exp.DataType | None:
+    """Return the type a property read is cast to, or None when it is not cast."""
+    parent = node.parent
+    if not isinstance(parent, exp.Cast) or parent.this is not node:
+        return None
+    return parent.to
 
 
 def _is_string_function_argument(node: exp.Expr) -> bool:

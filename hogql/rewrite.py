@@ -9,9 +9,16 @@
 | `now()`          | `now64(6, tz)`; `now('Europe/Paris')` keeps its own timezone        |
 | `today()`        | `toDate(now64(6, tz))`                                               |
 | `yesterday()`    | `subtractDays(toDate(now64(6, tz)), 1)`                              |
+| `current_date()`, `CURRENT_DATE`, `curdate()` | as `today()`                            |
+| `current_timestamp()`, `CURRENT_TIMESTAMP`, `localtimestamp()` | as `now()`             |
+| `windowFunnel(w)(timestamp, ...)` | `windowFunnel(w)(toDateTime(timestamp, tz), ...)`   |
 
 `tz` is the project's timezone. ClickHouse's `*OrNull` conversions accept only String arguments
 (ILLEGAL_TYPE_OF_ARGUMENT for Float64 on ClickHouse 26.9), hence `toString` around numbers.
+ClickHouse 26.9 has the SQL-standard names as aliases of today() and now(). They are rewritten,
+so they read the project's timezone as today() and now() do. windowFunnel and the sequence*
+aggregates reject DateTime64 arguments (ILLEGAL_TYPE_OF_ARGUMENT on ClickHouse 26.9), and the
+events table stores `timestamp` as DateTime64(6), so a timestamp column there is converted to DateTime.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Callable
 
 from sqlglot import exp
 
+from .columns import DATETIME_COLUMNS
 from .context import CompileContext
 from .dialect import PARAMETER_TYPE_KEY
 from .errors import UnsupportedError
@@ -36,6 +44,8 @@ STRING_RESULT_FUNCTIONS = {
     "replaceRegexpOne", "JSONExtractString", "JSONExtractRaw", "extract", "formatDateTime",
     "leftPad", "rightPad", "left", "right", "domain", "path", "extractURLParameter",
 }
+# Aggregates whose first argument is a time that must be DateTime, Date or an unsigned number.
+DATETIME_ARGUMENT_AGGREGATES = ("windowFunnel", "sequenceMatch", "sequenceCount", "sequenceNextNode")
 _STRING_TYPE = re.compile(r"(Nullable\(|LowCardinality\()*(String|FixedString\(\d+\))\)*\Z")
 
 Rewrite = Callable[[exp.Anonymous, CompileContext], exp.Expr]
@@ -43,6 +53,17 @@ Rewrite = Callable[[exp.Anonymous, CompileContext], exp.Expr]
 
 def rewrite_functions(tree: exp.Expr, context: CompileContext, source: SourceText) -> None:
     """Replace HogQL-only functions with their ClickHouse forms."""
+    for node in list(tree.find_all(exp.CurrentDate, exp.Column)):
+        if _is_current_date_keyword(node):
+            node.replace(_rewrite_today(node, context))
+        elif _is_current_timestamp_keyword(node):
+            node.replace(_now(context))
+
+    for node in tree.find_all(exp.ParameterizedAgg, exp.CombinedParameterizedAgg):
+        timestamp = _datetime_argument(node)
+        if timestamp is not None:
+            timestamp.replace(call("toDateTime", timestamp.copy(), timezone_parameter(context.timezone)))
+
     for node in list(tree.find_all(exp.Anonymous)):
         rewrite = _REWRITES.get(node.name)
         if rewrite is None:
@@ -60,6 +81,44 @@ def rewrite_functions(tree: exp.Expr, context: CompileContext, source: SourceTex
             )
 
         node.replace(rewrite(node, context))
+
+
+def is_rewritten(node: exp.Expr) -> bool:
+    """Return whether `rewrite_functions` replaces or changes this node."""
+    if isinstance(node, exp.Anonymous):
+        return node.name in _REWRITES
+    if isinstance(node, (exp.ParameterizedAgg, exp.CombinedParameterizedAgg)):
+        return _datetime_argument(node) is not None
+    return _is_current_date_keyword(node) or _is_current_timestamp_keyword(node)
+
+
+def _is_current_date_keyword(node: exp.Expr) -> bool:
+    return isinstance(node, exp.CurrentDate) and not node.this
+
+
+def _is_current_timestamp_keyword(node: exp.Expr) -> bool:
+    """`CURRENT_TIMESTAMP` without parentheses, which sqlglot parses as a column name."""
+    return (
+        isinstance(node, exp.Column)
+        and not node.table
+        and isinstance(node.this, exp.Identifier)
+        and not node.this.quoted
+        and node.name.upper() == "CURRENT_TIMESTAMP"
+    )
+
+
+def _datetime_argument(node: exp.Expr) -> exp.Column | None:
+    """Return the timestamp column passed to windowFunnel or a sequence* aggregate, if any."""
+    name = node.name
+    if not any(name.startswith(base) for base in DATETIME_ARGUMENT_AGGREGATES):
+        return None
+
+    # sqlglot 30.31 keeps the parameters, `(w)`, in `expressions` and the arguments in `params`.
+    arguments = node.args.get("params") or []
+    first = arguments[0] if arguments else None
+    if isinstance(first, exp.Column) and first.name in DATETIME_COLUMNS:
+        return first
+    return None
 
 
 def is_string_expression(node: exp.Expr) -> bool:
@@ -92,7 +151,7 @@ def _rewrite_now(node: exp.Anonymous, context: CompileContext) -> exp.Expr:
     return _now(context, node.expressions[0] if node.expressions else None)
 
 
-def _rewrite_today(node: exp.Anonymous, context: CompileContext) -> exp.Expr:
+def _rewrite_today(node: exp.Expr, context: CompileContext) -> exp.Expr:
     return call("toDate", _now(context))
 
 
@@ -124,7 +183,11 @@ def _rewrite_to_date_time(node: exp.Anonymous, context: CompileContext) -> exp.E
 
 _REWRITES: dict[str, Rewrite] = {
     "now": _rewrite_now,
+    "current_timestamp": _rewrite_now,
+    "localtimestamp": _rewrite_now,
     "today": _rewrite_today,
+    "current_date": _rewrite_today,
+    "curdate": _rewrite_today,
     "yesterday": _rewrite_yesterday,
     "toFloat": _rewrite_to_float,
     "toInt": _rewrite_to_int,
@@ -133,7 +196,11 @@ _REWRITES: dict[str, Rewrite] = {
 }
 _ARGUMENT_COUNTS: dict[str, set[int]] = {
     "now": {0, 1},
+    "current_timestamp": {0, 1},
+    "localtimestamp": {0, 1},
     "today": {0},
+    "current_date": {0},
+    "curdate": {0},
     "yesterday": {0},
     "toFloat": {1},
     "toInt": {1},

@@ -1,7 +1,7 @@
 """Name resolution: which FROM or JOIN source a column qualifier such as the `e` in `e.event` names.
 
 A qualifier refers to the innermost SELECT that lists a source of that name, as in ClickHouse and
-standard SQL: a subquery's own sources hide those of the SELECTs around it, and a correlated
+standard SQL. A subquery's own sources hide those of the SELECTs around it, and a correlated
 subquery can still name an outer source. A FROM subquery or a CTE body cannot see the sources of
 the SELECT that reads it.
 """
@@ -48,6 +48,7 @@ def resolve_qualifier(column: exp.Column) -> tuple[exp.Select, exp.Expr] | None:
         return None
 
     child: exp.Expr = column
+    # True on the way up from a FROM or JOIN source or a CTE body, whose reading SELECT is skipped.
     hidden = False
     while child.parent is not None:
         parent = child.parent
@@ -56,13 +57,13 @@ def resolve_qualifier(column: exp.Column) -> tuple[exp.Select, exp.Expr] | None:
 
         if _enters_source_or_cte(parent, child):
             hidden = True
-        elif isinstance(parent, exp.Select) and not hidden:
-            for source in select_sources(parent):
+        elif isinstance(parent, (exp.Select, exp.SetOperation)):
+            sources = select_sources(parent) if isinstance(parent, exp.Select) and not hidden else []
+            for source in sources:
                 if source_name(source) == name.name:
                     return parent, source
-
-        if isinstance(parent, (exp.Select, exp.SetOperation)) and not _enters_source_or_cte(parent, child):
             hidden = False
+
         child = parent
 
     return None

@@ -15,7 +15,7 @@ from .parse import USER_PLACEHOLDER_KEY, ParsedQuery
 from .paths import iter_property_paths
 from .positions import error_at, error_at_name
 from .source import SourceText
-from .qualify import check_qualified_columns
+from .qualify import check_property_qualifiers, check_qualified_columns
 from .tables import check_names, check_tables
 
 # Every node type a query may contain. Anything else (sqlglot also parses DDL, JSON arrows,
@@ -32,7 +32,8 @@ ALLOWED_NODE_TYPES: frozenset[type[exp.Expr]] = frozenset({
     exp.CombinedAggFunc, exp.ParameterizedAgg, exp.CombinedParameterizedAgg, exp.Exists,
     exp.Any, exp.All, exp.In, exp.Between, exp.Like, exp.ILike, exp.Is, exp.Not, exp.And,
     exp.Or, exp.Xor, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Add, exp.Sub,
-    exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.IntDiv, exp.DPipe, exp.PropertyEQ,
+    exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.IntDiv, exp.DPipe, exp.PropertyEQ, exp.Filter,
+    exp.CurrentDate,
 })
 
 # Calls that keep the name the user wrote, checked against the function allowlists. The other
@@ -92,8 +93,10 @@ def validate(parsed: ParsedQuery) -> None:
     _check_functions(tree, source)
     check_names(tree, source)
     check_qualified_columns(tree, source)
+    check_property_qualifiers(tree, source)
     _check_property_paths(tree, source)
     _check_stars(parsed)
+    _check_types(tree, source)
 
 
 def _check_node_types(parsed: ParsedQuery) -> None:
@@ -242,4 +245,17 @@ def _check_stars(parsed: ParsedQuery) -> None:
             message = f"* {modifier} is not supported; list the columns instead."
             raise _error_at_keyword(
                 parsed, UnsupportedError, message, (modifier,), star.parent, after=TokenType.STAR
+            )
+
+
+def _check_types(tree: exp.Expr, source: SourceText) -> None:
+    """Reject `Decimal` without precision and scale: ClickHouse reads it as Decimal(10, 0), so
+    `x::numeric`, written as in PostgreSQL, would silently drop every fraction."""
+    for data_type in tree.find_all(exp.DataType):
+        if data_type.this == exp.DType.DECIMAL and not data_type.expressions:
+            raise error_at(
+                source,
+                UnsupportedError,
+                "Decimal needs a precision and scale, such as Decimal(18, 4); or cast to Float64.",
+                data_type.parent,
             )

@@ -2,14 +2,23 @@
 id = "account_health_score"
 title = "Account health score"
 description = """
-Scores every paying B2B account 0-100 from four components, each 0..1: usage (events in the last
-30 days on a log scale against the busiest account), usage trend (the last 14 days against the 14
+Scores every B2B account 0-100 from four components, each 0..1: usage (events in the last 30
+days on a log scale against the busiest account), usage trend (the last 14 days against the 14
 days before), friction (errors and support tickets per 1,000 events) and revenue (MRR against the
-highest MRR; weight 0 by default). Weights are normalised to sum to 100. Lists accounts whose
-latest billing event at or before as_of is subscription_started or plan_changed; accounts whose
-latest billing event is subscription_cancelled have churned and are left out. Usage (events_30d
-and trend) counts every event except $exception, so support tickets and billing events count as
+highest MRR; weight 0 by default). Weights are normalised to sum to 100. Usage (events_30d and
+trend) counts every event except $exception, so support tickets and billing events count as
 account activity too; they are a handful against the thousands of usage events of an account.
+
+Billing events are subscription_started, plan_changed and subscription_cancelled, read at or
+before as_of. Every account with at least one subscription_started or plan_changed event gets a
+row. Its plan and mrr come from the latest of those two events; when several share the latest
+time, the one with the highest MRR wins, then the plan name. The account is cancelled when its
+latest subscription_cancelled event is strictly later than that event. Then mrr is 0, plan stays
+the last plan, and top_risk_signal reads "subscription cancelled YYYY-MM-DD" (the date in the
+project's time zone), whatever the components cost. A cancellation at the same time as a start
+does not count, because it cannot end a subscription that starts with it. An account that
+subscribes again after cancelling is active again. A cancelled account scores 0 and is critical,
+whatever events it still sends.
 """
 prompt = """
 Score every B2B account 0-100 on usage, usage trend, revenue and friction (errors and support
@@ -154,11 +163,11 @@ description = "Account id, read from the account_property property."
 
 [[columns]]
 name = "plan"
-description = "Plan of the latest subscription_started or plan_changed event at or before as_of."
+description = "Plan of the latest subscription_started or plan_changed event at or before as_of, also for a cancelled account."
 
 [[columns]]
 name = "mrr"
-description = "Monthly recurring revenue of that same event."
+description = "Monthly recurring revenue of that same event, or 0 when the account is cancelled."
 
 [[columns]]
 name = "events_30d"
@@ -186,7 +195,7 @@ description = "Band of the score: critical, warn, ok, healthy or champion."
 
 [[columns]]
 name = "top_risk_signal"
-description = "The component that costs the most weighted points, with its figure; 'none' when no component costs 5 points or more."
+description = "'subscription cancelled YYYY-MM-DD' for a cancelled account. Otherwise the component that costs the most weighted points, with its figure, or 'none' when no component costs 5 points or more."
 
 [[columns]]
 name = "usage_score"
@@ -205,17 +214,35 @@ name = "revenue_score"
 description = "Revenue component, 0 to 100."
 */
 WITH
-    billing AS (
+    billing_events AS (
         SELECT
             {account_property} AS account,
-            argMax(properties.plan, timestamp) AS plan,
-            argMax(properties.mrr, timestamp) AS mrr,
-            argMax(event, timestamp) AS last_billing_event
+            event = 'subscription_cancelled' AS is_cancellation,
+            timestamp,
+            properties.plan AS event_plan,
+            properties.mrr AS event_mrr
         FROM events
         WHERE event IN ('subscription_started', 'plan_changed', 'subscription_cancelled')
             AND timestamp <= {as_of}
+    ),
+    -- Billing events at the same time are ordered by MRR, then plan, so plan and mrr always come
+    -- from one event and repeated runs agree. A cancellation must be strictly later than the
+    -- latest subscription_started or plan_changed event to count.
+    billing AS (
+        SELECT
+            account,
+            argMaxIf(
+                event_plan, (timestamp, coalesce(event_mrr, 0), coalesce(event_plan, '')), NOT is_cancellation
+            ) AS plan,
+            argMaxIf(
+                event_mrr, (timestamp, coalesce(event_mrr, 0), coalesce(event_plan, '')), NOT is_cancellation
+            ) AS plan_mrr,
+            maxIf(timestamp, NOT is_cancellation) AS subscribed_at,
+            maxIf(timestamp, is_cancellation) AS cancelled_at,
+            countIf(is_cancellation) > 0 AND cancelled_at > subscribed_at AS cancelled
+        FROM billing_events
         GROUP BY account
-        HAVING account IS NOT NULL AND account != '' AND last_billing_event != 'subscription_cancelled'
+        HAVING account IS NOT NULL AND account != '' AND countIf(NOT is_cancellation) > 0
     ),
     activity AS (
         SELECT
@@ -239,7 +266,9 @@ WITH
         SELECT
             billing.account AS account,
             billing.plan AS plan,
-            billing.mrr AS mrr,
+            if(billing.cancelled, 0, billing.plan_mrr) AS mrr,
+            billing.cancelled AS cancelled,
+            billing.cancelled_at AS cancelled_at,
             coalesce(activity.events_30d, 0) AS events_30d,
             coalesce(activity.events_last_14d, 0) AS events_last_14d,
             coalesce(activity.events_prev_14d, 0) AS events_prev_14d,
@@ -273,9 +302,10 @@ WITH
             {w_trend} * weight_scale * (1 - trend_component) AS trend_lost,
             {w_friction} * weight_scale * (1 - friction_component) AS friction_lost,
             {w_revenue} * weight_scale * (1 - revenue_component) AS revenue_lost,
-            round(
+            -- A cancelled account has left, whatever events still arrive, so it scores 0.
+            if(cancelled, 0, round(
                 greatest(0, least(100, 100 - usage_lost - trend_lost - friction_lost - revenue_lost)), 1
-            ) AS health_score,
+            )) AS health_score,
             greatest(usage_lost, trend_lost, friction_lost, revenue_lost) AS top_lost
         FROM components
     )
@@ -295,8 +325,10 @@ SELECT
         health_score < {band_champion}, 'healthy',
         'champion'
     ) AS status,
-    -- The component that loses the most points, unless none loses 5 or more.
+    -- A cancellation outranks every component. Otherwise the signal is the component that loses
+    -- the most points, unless none loses 5 or more.
     multiIf(
+        cancelled, concat('subscription cancelled ', toString(toDate(cancelled_at))),
         top_lost < 5, 'none',
         top_lost = friction_lost AND errors_30d > 0 AND tickets_30d > 0,
             concat('errors: ', toString(errors_30d), ', support tickets: ', toString(tickets_30d), ' in 30 days'),

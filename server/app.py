@@ -1,7 +1,8 @@
-"""The Starlette app: ingestion under /v1/, published results under /q/, MCP at /mcp."""
+"""The Starlette app: ingestion and the admin API under /v1/, published results under /q/, MCP at /mcp."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pulseboard.server.admin import admin_routes
 from pulseboard.server.ingest import EventWriter, ingest_routes
 from pulseboard.server.mcp_server import create_mcp
 from pulseboard.server.public import PublicationCache, compute_publication, public_routes
@@ -101,6 +103,7 @@ def create_app(runtime: Runtime, *, api_token: str) -> Starlette:
         routes=[
             Route("/health", health),
             *ingest_routes(),
+            *admin_routes(),
             *public_routes(),
             Mount("/", app=mcp_app),  # last: a root mount matches every path
         ],
@@ -108,6 +111,8 @@ def create_app(runtime: Runtime, *, api_token: str) -> Starlette:
     )
     app.state.runtime = runtime
     app.state.writer = writer
+    app.state.api_token = api_token
+    app.state.project_lock = asyncio.Lock()
     app.state.publications = PublicationCache(compute_publication(runtime))
     app.add_middleware(RequestLogMiddleware)
     return app

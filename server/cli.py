@@ -8,21 +8,42 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pulseboard.server.admin import (
+    AdminClient,
+    ServerRequestError,
+    missing_project_message,
+    project_id_problem,
+    project_json,
+    timezone_problem,
+)
+from pulseboard.server.importer import (
+    ImportFileError,
+    ImportReport,
+    MappingError,
+    ReimportError,
+    check_file,
+    check_reimport,
+    event_batches,
+    import_file,
+)
+from pulseboard.server.ingest import MAX_BATCH_EVENTS, MAX_BODY_BYTES, format_iso
 from pulseboard.server.lock import StoreLock
-from pulseboard.server.settings import PROJECT_ID_PATTERN, Settings, SettingsError, load_settings
-from pulseboard.server.store import Store, StoreError, StoreLockedError
+from pulseboard.server.settings import Settings, SettingsError, load_settings
+from pulseboard.server.store import EventRow, Store, StoreError, StoreLockedError, redact_url
 
 logger = logging.getLogger(__name__)
 
 
 class CommandError(Exception):
-    """A command cannot run; the message says why and what to do."""
+    """A command cannot run; the message names the cause and the fix."""
 
 
 # Store access
@@ -83,8 +104,14 @@ def http_client_config(url: str) -> dict[str, Any]:
     }
 
 
+def local_url(settings: Settings) -> str:
+    """Return the URL at which this host reaches the server, with a wildcard bind address replaced by loopback."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "::1": "[::1]"}.get(settings.host, settings.host)
+    return f"http://{host}:{settings.port}"
+
+
 def running_server(settings: Settings) -> str:
-    """Return the URL of a `serve` process holding the embedded store, or ''."""
+    """Return the URL of a server process (`serve` or `demo`) holding the embedded store, or ''."""
     folder = settings.chdb_path
     if folder is None:
         return ""
@@ -115,13 +142,26 @@ def api_token(settings: Settings, *, create: bool) -> str:
 
 def ensure_project(store: Store, project_id: str) -> None:
     if store.get_project(project_id) is None:
-        raise CommandError(
-            f"Project {project_id!r} does not exist; create it with `pulseboard project create {project_id}`."
-        )
+        raise CommandError(missing_project_message(project_id))
+
+
+def server_client(url: str, settings: Settings) -> AdminClient:
+    """Return a client of the running server's admin API, with a time limit that covers one query."""
+    return AdminClient(url, api_token(settings, create=False), timeout_s=settings.query_timeout_s + 30)
+
+
+def ensure_server_project(client: AdminClient, project_id: str) -> None:
+    if client.get_project(project_id) is None:
+        raise CommandError(missing_project_message(project_id))
 
 
 def call_running_server(url: str, settings: Settings, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """Call one MCP tool on the running server over streamable HTTP with the API token."""
+    """Call one MCP tool on the running server over streamable HTTP with the API token.
+
+    Check the project with `ensure_server_project` first: that request also checks that the server
+    answers and accepts the token, and fails with a plain message where the MCP client would fail
+    with an exception group.
+    """
     import anyio
     import httpx2
     from mcp import Client
@@ -135,10 +175,31 @@ def call_running_server(url: str, settings: Settings, tool: str, arguments: dict
             async with Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
                 result = await client.call_tool(tool, arguments)
         if result.is_error:
-            raise CommandError(result.content[0].text if result.content else f"{tool} failed")
+            raise CommandError(tool_error_text(result.content[0].text if result.content else f"{tool} failed"))
         return dict(result.structured_content or {})
 
-    return anyio.run(call)
+    try:
+        return anyio.run(call)
+    except CommandError:
+        raise
+    except Exception as error:
+        logger.debug("MCP call %s to %s/mcp failed", tool, url, exc_info=True)
+        raise CommandError(f"Calling {tool} on the server at {url}/mcp failed: {first_error(error)}") from None
+
+
+def tool_error_text(text: str) -> str:
+    """Return a tool error without the SDK's "Error executing tool NAME: " prefix, as a local run prints it."""
+    prefix, separator, message = text.partition(": ")
+    if separator and prefix.startswith("Error executing tool "):
+        return message
+    return text
+
+
+def first_error(error: BaseException) -> str:
+    """Describe the first leaf of an exception group, or the error itself."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"
 
 
 # Output
@@ -163,25 +224,52 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], output_for
 # Commands
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+class StopRequested(Exception):
+    """SIGTERM arrived; raised so that the store is closed on the way out."""
+
+
+def raise_stop_requested(signum: int, frame: object) -> None:
+    raise StopRequested()
+
+
+def run_uvicorn(app: Any, settings: Settings) -> None:
+    """Serve the app until SIGINT or SIGTERM, and return after a graceful shutdown.
+
+    uvicorn 0.55 shuts down on SIGTERM and then raises the signal again for the handler that was
+    installed before it, which by default ends the process before `finally` blocks run. Here that
+    handler raises StopRequested, so the caller closes the store.
+    """
     import uvicorn
 
+    previous = signal.signal(signal.SIGTERM, raise_stop_requested)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    except StopRequested:
+        logger.info("stopping on SIGTERM")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from pulseboard.server.app import create_app
     from pulseboard.server.runtime import Runtime
 
     token = api_token(settings, create=True)
     opened = OpenedStore(settings, "serve")
+    logger.info("pulseboard serve opened the store %s", redact_url(settings.clickhouse_url))
     try:
         if opened.lock is not None:
-            opened.lock.describe("serve", f"http://{settings.host}:{settings.port}")
+            opened.lock.describe("serve", local_url(settings))
         if args.create_project and opened.store.get_project(settings.default_project) is None:
             _, key = opened.store.create_project(settings.default_project)
-            print(f"Created project {settings.default_project!r}; ingestion key (shown once): {key}", file=sys.stderr)
+            # stdout, not the log on stderr: the key is shown once to the user and must not reach log files.
+            print(f"Created project {settings.default_project!r}; ingestion key (shown once): {key}", flush=True)
         app = create_app(Runtime(settings, opened.store), api_token=token)
         print(serve_banner(settings), file=sys.stderr)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+        run_uvicorn(app, settings)
     finally:
         opened.close()
+        logger.info("pulseboard serve stopped and closed the store")
     return 0
 
 
@@ -191,6 +279,7 @@ def serve_banner(settings: Settings) -> str:
         f"pulseboard serving on http://{settings.host}:{settings.port}\n"
         f"  MCP (streamable HTTP): {settings.public_url}/mcp  (bearer token in {token_source})\n"
         f"  ingestion:             {settings.public_url}/v1/analytics/<project_id>/\n"
+        f"  admin API:             {settings.public_url}/v1/projects  (same bearer token)\n"
         f"  published results:     {settings.public_url}/q/<publication_id>?key=<key>"
     )
 
@@ -207,23 +296,34 @@ def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_project_create(args: argparse.Namespace, settings: Settings) -> int:
-    if not PROJECT_ID_PATTERN.match(args.name):
-        raise CommandError(f"{args.name!r} is not a valid project id; use 1-63 lowercase letters, digits, '_' or '-'.")
-    with OpenedStore(settings, "project create") as store:
-        project, key = store.create_project(args.name, timezone=args.timezone)
-    print(f"Created project {project.project_id}.")
+    problem = project_id_problem(args.name) or timezone_problem(args.timezone)
+    if problem:
+        raise CommandError(problem)
+
+    url = running_server(settings)
+    if url:
+        with server_client(url, settings) as client:
+            project, key = client.create_project(args.name, timezone=args.timezone)
+        project_id = project["project_id"]
+    else:
+        with OpenedStore(settings, "project create") as store:
+            created, key = store.create_project(args.name, timezone=args.timezone)
+        project_id = created.project_id
+    print(f"Created project {project_id}.")
     print(f"Ingestion key (shown only now; store it safely): {key}")
     return 0
 
 
 def cmd_project_list(args: argparse.Namespace, settings: Settings) -> int:
-    with OpenedStore(settings, "project list") as store:
-        projects = store.list_projects()
-    print_rows(
-        ["project_id", "name", "timezone", "created_at"],
-        [[p.project_id, p.name, p.timezone, p.created_at.isoformat()] for p in projects],
-        args.format,
-    )
+    url = running_server(settings)
+    if url:
+        with server_client(url, settings) as client:
+            projects = client.list_projects()
+    else:
+        with OpenedStore(settings, "project list") as store:
+            projects = [project_json(project) for project in store.list_projects()]
+    columns = ["project_id", "name", "timezone", "created_at"]
+    print_rows(columns, [[project[column] for column in columns] for project in projects], args.format)
     return 0
 
 
@@ -231,10 +331,9 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     project_id = args.project or settings.default_project
     url = running_server(settings)
     if url:
+        with server_client(url, settings) as client:
+            ensure_server_project(client, project_id)
         result = call_running_server(url, settings, "analytics_query", {"hogql": args.hogql, "project_id": project_id})
-        columns = [column["name"] for column in result["columns"]]
-        rows = result["rows"]
-        truncated = result["truncated"]
     else:
         from pulseboard.tools.errors import call_tool
         from pulseboard.tools.query import run_hogql
@@ -242,12 +341,11 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
         with OpenedStore(settings, "query") as store:
             ensure_project(store, project_id)
             output = call_tool("query", lambda: run_hogql(store, settings, project_id, args.hogql))
-        columns = [column.name for column in output.columns]
-        rows = output.rows
-        truncated = output.truncated
-    print_rows(columns, rows, args.format)
-    if truncated:
-        print(f"(truncated to {len(rows)} rows; add a LIMIT of up to 10000 to get more)", file=sys.stderr)
+        result = output.model_dump(mode="json")
+    columns = [column["name"] for column in result["columns"]]
+    print_rows(columns, result["rows"], args.format)
+    if result["truncated"]:
+        print(f"(truncated to {len(result['rows'])} rows; add a LIMIT of up to 10000 to get more)", file=sys.stderr)
     return 0
 
 
@@ -271,6 +369,8 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     }
     url = running_server(settings)
     if url:
+        with server_client(url, settings) as client:
+            ensure_server_project(client, project_id)
         result = call_running_server(url, settings, "publish_query", arguments)
         public_url = result["public_url"]
     else:
@@ -280,6 +380,7 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
         arguments.pop("project_id")
         arguments["params"] = params
         with OpenedStore(settings, "publish") as store:
+            ensure_project(store, project_id)
             output = call_tool("publish", lambda: publish(store, settings, project_id, **arguments))
         public_url = output.public_url
     print(public_url)
@@ -287,29 +388,111 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from pulseboard.server.importer import ImportFileError, MappingError, import_file
-
     project_id = args.project or settings.default_project
-    if running_server(settings):
+    path = Path(args.file)
+    mapping_path = Path(args.mapping)
+    now = dt.datetime.now(dt.timezone.utc)
+    url = running_server(settings)
+    try:
+        if url:
+            with server_client(url, settings) as client:
+                ensure_server_project(client, project_id)
+                report = import_through_server(client, project_id, path, mapping_path, now, args.allow_duplicates)
+        else:
+            with OpenedStore(settings, "import") as store:
+                ensure_project(store, project_id)
+                report = import_file(
+                    store, project_id, path, mapping_path, now=now, allow_duplicates=args.allow_duplicates
+                )
+    except MappingError as error:
+        raise CommandError(str(error)) from None
+    except ReimportError as error:
         raise CommandError(
-            "`pulseboard serve` holds the embedded store; stop it to import, or send the events to its "
-            "/v1/analytics/<project_id>/ endpoint."
-        )
-    with OpenedStore(settings, "import") as store:
-        ensure_project(store, project_id)
-        try:
-            report = import_file(
-                store, project_id, Path(args.file), Path(args.mapping), now=dt.datetime.now(dt.timezone.utc)
-            )
-        except MappingError as error:
-            raise CommandError(str(error)) from None
-        except ImportFileError as error:
-            shown = [f"  line {p.get('line')}, {p.get('field')}: {p.get('message')}" for p in error.problems[:20]]
-            if len(error.problems) > len(shown):
-                shown.append(f"  ... and {len(error.problems) - len(shown)} more")
-            raise CommandError("\n".join([error.message, *shown])) from None
+            f"{error.file_name} was already imported into project {error.project_id} (event {error.event_id} is "
+            "stored); importing it again would store its events twice. Add --allow-duplicates to import anyway."
+        ) from None
+    except ImportFileError as error:
+        # The message of invalid rows lists the first 20 of them already.
+        raise CommandError(error.message) from None
     print(report.summary())
     return 0
+
+
+def import_through_server(
+    client: AdminClient, project_id: str, path: Path, mapping_path: Path, now: dt.datetime, allow_duplicates: bool
+) -> ImportReport:
+    """Validate the whole file here, then send its events to the server's ingestion endpoint in batches.
+
+    Nothing is sent unless every row is valid. A batch the server rejects stops the import, and the
+    message says how many events were stored before it.
+    """
+    started = time.perf_counter()
+    checked = check_file(path, mapping_path, now=now)
+    if not allow_duplicates:
+        check_reimport(path, project_id, checked.first_uuids, client.stored_uuids(project_id, checked.first_uuids))
+
+    total = sum(checked.events_by_name.values())
+    sent = 0
+    for batch in event_batches(checked, now=now, size=MAX_BATCH_EVENTS):
+        for body, count in request_bodies(batch, path):
+            try:
+                sent += client.send_events(project_id, body)
+            except ServerRequestError as error:
+                raise CommandError(partial_import_message(str(error), path, sent, total)) from None
+    elapsed_s = time.perf_counter() - started
+    logger.info(
+        "imported %s into project %s through %s: %d rows, %d events in %.1f s",
+        path.name, project_id, client.url, checked.rows_read, sent, elapsed_s,
+    )
+    return ImportReport(
+        path=str(path),
+        project_id=project_id,
+        rows_read=checked.rows_read,
+        events_stored=sent,
+        events_by_name=checked.events_by_name,
+        elapsed_s=round(elapsed_s, 3),
+    )
+
+
+def request_bodies(batch: Sequence[EventRow], path: Path) -> Iterator[tuple[bytes, int]]:
+    """Yield (JSON array body, event count) pairs that each fit the ingestion endpoint's body limit."""
+    parts: list[bytes] = []
+    size = 2  # the brackets
+    for row in batch:
+        part = json.dumps(event_payload(row), ensure_ascii=False, separators=(",", ":")).encode()
+        if len(part) + 2 > MAX_BODY_BYTES:
+            raise CommandError(
+                f"An event of {path} is {len(part)} bytes as JSON, more than the {MAX_BODY_BYTES} bytes the "
+                "server accepts in one request. Stop the server and import the file without it."
+            )
+        if parts and size + 1 + len(part) > MAX_BODY_BYTES:
+            yield b"[" + b",".join(parts) + b"]", len(parts)
+            parts = []
+            size = 2
+        parts.append(part)
+        size += len(part) + (1 if len(parts) > 1 else 0)
+    if parts:
+        yield b"[" + b",".join(parts) + b"]", len(parts)
+
+
+def event_payload(row: EventRow) -> dict[str, Any]:
+    """Return a validated event in the ingestion endpoint's format."""
+    return {
+        "uuid": row.uuid,
+        "event": row.event,
+        "distinct_id": row.distinct_id,
+        "timestamp": format_iso(row.timestamp),
+        "properties": row.properties,
+    }
+
+
+def partial_import_message(error: str, path: Path, sent: int, total: int) -> str:
+    if sent == 0:
+        return f"{error}\nNo events of {path} were stored."
+    return (
+        f"{error}\n{sent} of {total} events of {path} were stored before the failure. Importing the file again "
+        f"needs --allow-duplicates, and then stores those {sent} events twice."
+    )
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -348,19 +531,17 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         if args.no_serve or sys.exc_info()[0] is not None:
             opened.close()
 
-    import uvicorn
-
     from pulseboard.server.app import create_app
     from pulseboard.server.runtime import Runtime
 
     try:
         token = api_token(settings, create=True)
         if opened.lock is not None:
-            opened.lock.describe("demo", f"http://{settings.host}:{settings.port}")
+            opened.lock.describe("demo", local_url(settings))
         print(serve_banner(settings))
         print(f"  API token: {token}\nPress Ctrl+C to stop.")
         app = create_app(Runtime(settings, store), api_token=token)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+        run_uvicorn(app, settings)
     finally:
         opened.close()
     return 0
@@ -382,11 +563,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulseboard",
         description="Product analytics for agents: HogQL queries, account health recipes and published dashboards.",
+        epilog="project, query, import and publish go through the HTTP API of a running `pulseboard serve` "
+        "on the same data folder, and open the store themselves when no server holds it.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", parents=[common, network], help="Serve MCP (/mcp), ingestion (/v1/) and published results (/q/).")
-    serve.add_argument("--create-project", action="store_true", help="Create the default project if it does not exist and print its ingestion key.")
+    serve.add_argument("--create-project", action="store_true", help="Create the default project if it does not exist and print its ingestion key on stdout.")
     serve.set_defaults(handler=cmd_serve)
 
     mcp = commands.add_parser("mcp", parents=[common], help="Serve MCP over stdio (for a client that starts the server).")
@@ -412,6 +595,10 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("file", help="CSV file with a header row, or JSON lines (.jsonl / .ndjson).")
     importer.add_argument("--mapping", required=True, help="TOML file mapping columns to event fields and properties.")
     importer.add_argument("--project", help="Project id; default PULSEBOARD_DEFAULT_PROJECT (default).")
+    importer.add_argument(
+        "--allow-duplicates", action="store_true",
+        help="Import a file whose events the project already stores, storing them a second time.",
+    )
     importer.set_defaults(handler=cmd_import)
 
     publisher = commands.add_parser("publish", parents=[common, network], help="Publish a recipe or query and print its public URL.")
@@ -460,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args)
         configure_logging(settings.log_level)
         return args.handler(args, settings)
-    except (CommandError, SettingsError, StoreError) as error:
+    except (CommandError, SettingsError, StoreError, ServerRequestError) as error:
         print(f"pulseboard: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

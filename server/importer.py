@@ -5,7 +5,9 @@ with `parse_events`, the same validation the HTTP API uses. If any row is invali
 stored and `ImportFileError` lists every invalid row with its line number. The second pass
 inserts the events in batches of 10,000. Each event's uuid is a uuid5 of the file name, the row
 number, the `[[events]]` entry and the copy number, so a second import of the same file is
-recognised and rejected unless `allow_duplicates=True`.
+recognised and rejected unless `allow_duplicates=True`. `check_file` and `event_batches` are the
+two passes on their own, for a caller that stores the events another way, such as the CLI sending
+them to a running server's ingestion endpoint.
 
 NOTE: only validation is all or nothing. If the store fails during the second pass, the batches
 inserted before the failure stay stored, and a retry needs `allow_duplicates=True`.
@@ -106,6 +108,19 @@ class ImportFileError(Exception):
         super().__init__(message)
         self.message = message
         self.problems = problems or []
+
+
+class ReimportError(ImportFileError):
+    """The project already stores events of the file, so importing it again would store them twice."""
+
+    def __init__(self, file_name: str, project_id: str, event_id: str) -> None:
+        super().__init__(
+            f"{file_name} was already imported into project {project_id} (event {event_id} is stored); "
+            "importing it again would store its events twice. Pass allow_duplicates to import anyway."
+        )
+        self.file_name = file_name
+        self.project_id = project_id
+        self.event_id = event_id
 
 
 # The mapping
@@ -740,6 +755,18 @@ class _Pass:
     problems: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class CheckedFile:
+    """A file whose rows all passed validation: how to read it again, and the counts of the first read."""
+
+    path: Path
+    fmt: Literal["csv", "jsonl"]
+    converter: RowConverter
+    rows_read: int
+    events_by_name: dict[str, int]
+    first_uuids: list[str]
+
+
 def import_file(
     store: Store,
     project_id: str,
@@ -755,6 +782,35 @@ def import_file(
     file that was imported into the project before (unless `allow_duplicates`).
     """
     started = time.perf_counter()
+    checked = check_file(path, mapping_path, now=now)
+    if not allow_duplicates:
+        stored_uuids = find_stored_uuids(store, project_id, checked.first_uuids)
+        check_reimport(path, project_id, checked.first_uuids, stored_uuids)
+
+    stored = 0
+    for batch in event_batches(checked, now=now, size=INSERT_BATCH_EVENTS):
+        store.insert_events(project_id, batch)
+        stored += len(batch)
+    elapsed_s = time.perf_counter() - started
+    logger.info(
+        "imported %s into project %s: %d rows, %d events in %.1f s", path.name, project_id, checked.rows_read, stored,
+        elapsed_s,
+    )
+    return ImportReport(
+        path=str(path),
+        project_id=project_id,
+        rows_read=checked.rows_read,
+        events_stored=stored,
+        events_by_name=checked.events_by_name,
+        elapsed_s=round(elapsed_s, 3),
+    )
+
+
+def check_file(path: Path, mapping_path: Path, *, now: dt.datetime) -> CheckedFile:
+    """Read the mapping and the whole file once and validate every row, storing nothing.
+
+    Raises MappingError for a bad mapping and ImportFileError for a bad file or invalid rows.
+    """
     mapping = load_mapping(mapping_path)
     fmt = file_format(path, mapping)
     lookups = load_lookups(mapping, path.parent)
@@ -772,22 +828,13 @@ def import_file(
     if checked.problems:
         checked.problems.sort(key=lambda problem: problem["line"])
         raise ImportFileError(_problems_message(path, checked.problems), checked.problems)
-    if not allow_duplicates:
-        _reject_reimport(store, project_id, path, first_uuids)
-
-    stored = _insert_all(store, project_id, path, fmt, converter, now)
-    elapsed_s = time.perf_counter() - started
-    logger.info(
-        "imported %s into project %s: %d rows, %d events in %.1f s", path.name, project_id, checked.rows_read, stored,
-        elapsed_s,
-    )
-    return ImportReport(
-        path=str(path),
-        project_id=project_id,
+    return CheckedFile(
+        path=path,
+        fmt=fmt,
+        converter=converter,
         rows_read=checked.rows_read,
-        events_stored=stored,
         events_by_name=dict(sorted(checked.events_by_name.items())),
-        elapsed_s=round(elapsed_s, 3),
+        first_uuids=first_uuids,
     )
 
 
@@ -836,35 +883,41 @@ def _problems_message(path: Path, problems: list[dict[str, Any]]) -> str:
     return f"{path} has {len(lines)} invalid rows; nothing was imported:\n  " + "\n  ".join(listed)
 
 
-def _reject_reimport(store: Store, project_id: str, path: Path, uuids: list[str]) -> None:
+def find_stored_uuids(store: Store, project_id: str, uuids: list[str]) -> set[str]:
+    """Return the uuids among `uuids` that the project already stores."""
     if not uuids:
-        return
+        return set()
     rows = store.query(
         "SELECT DISTINCT toString(uuid) FROM events WHERE project_id = {p:String} "
         "AND has({u:Array(String)}, toString(uuid))",
         {"p": project_id, "u": uuids},
     ).rows
-    stored = {row[0] for row in rows}
+    return {row[0] for row in rows}
+
+
+def check_reimport(path: Path, project_id: str, uuids: list[str], stored: set[str]) -> None:
+    """Raise ReimportError when one of the file's first event uuids is already stored."""
     first = next((event_id for event_id in uuids if event_id in stored), None)
     if first is not None:
-        raise ImportFileError(
-            f"{path.name} was already imported into project {project_id} (event {first} is stored); "
-            "importing it again would store its events twice. Pass allow_duplicates to import anyway."
-        )
+        raise ReimportError(path.name, project_id, first)
 
 
-def _insert_all(
-    store: Store, project_id: str, path: Path, fmt: Literal["csv", "jsonl"], converter: RowConverter, now: dt.datetime
-) -> int:
-    """Read the file again and insert its events; return how many were stored."""
+def event_batches(checked: CheckedFile, *, now: dt.datetime, size: int) -> Iterator[list[EventRow]]:
+    """Read a checked file again and yield its events in lists of at most `size`, copies included.
+
+    The caller stores each list before it asks for the next, so when the file turns out to have
+    changed since `check_file`, the ImportFileError can say how many events were stored.
+    """
     second = _Pass()
     buffer: list[EventRow] = []
-    stored = 0
-    for batch in _validated_batches(path, fmt, converter, now, second):
+    yielded = 0
+    converter = checked.converter
+    for batch in _validated_batches(checked.path, checked.fmt, converter, now, second):
         if second.problems:
             # NOTE: only a file changed since the first pass gets here, after earlier batches were stored.
             raise ImportFileError(
-                f"{path} changed while it was imported; {stored} events were stored before the change was found",
+                f"{checked.path} changed while it was imported; {yielded} events were stored before the change "
+                "was found",
                 second.problems,
             )
         for planned, row in batch:
@@ -877,9 +930,9 @@ def _insert_all(
                     timestamp=row.timestamp,
                     properties=row.properties,
                 ))
-        if len(buffer) >= INSERT_BATCH_EVENTS:
-            store.insert_events(project_id, buffer)
-            stored += len(buffer)
-            buffer = []
-    store.insert_events(project_id, buffer)
-    return stored + len(buffer)
+        while len(buffer) >= size:
+            yield buffer[:size]
+            yielded += size
+            buffer = buffer[size:]
+    if buffer:
+        yield buffer

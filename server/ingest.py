@@ -28,17 +28,24 @@ Rules shared by both endpoints and by the file importer
       lists every invalid event by its index.
     - A request body is JSON (`Content-Type: application/json`), UTF-8, at most 5 MiB.
 
+Authentication
+    `Authorization: Bearer <key>` with the project's ingestion key, or with the server's API token,
+    which is accepted for every project. With the API token an unknown project gets 404; with any
+    other key it gets the same 401 as a wrong key, so project ids cannot be probed.
+
 Responses
     Success is `200 {"status": "ok", "stored": N}`, sent only after the insert that contains the
     events has completed. Errors are `{"error": {"code", "message", "details"}}` with status 400
-    (not JSON, not UTF-8, wrong shape), 401 (missing or invalid ingestion key), 413 (body or
-    batch too large), 415 (not JSON), 422 (invalid events) or 500 (the store failed).
+    (not JSON, not UTF-8, wrong shape), 401 (missing or invalid ingestion key), 404 (unknown
+    project, API token only), 413 (body or batch too large), 415 (not JSON), 422 (invalid events)
+    or 500 (the store failed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hmac
 import json
 import logging
 import math
@@ -679,12 +686,36 @@ async def _authenticate(request: Request, project_id: str) -> None:
         )
 
     store = request.app.state.runtime.store
+    if is_api_token(request, key.strip()):
+        await _require_project(store, project_id)
+        return
+
     valid = PROJECT_ID_PATTERN.match(project_id) is not None
     if valid:
         valid = await asyncio.to_thread(store.check_ingest_key, project_id, key.strip())
     if not valid:
         # An unknown project gets the same response as a wrong key, so project ids cannot be probed.
         raise IngestError(401, "Invalid ingestion key for this project", code="invalid_key")
+
+
+def is_api_token(request: Request, presented: str) -> bool:
+    """Return whether `presented` is the app's API token, compared in constant time; False when the app has none."""
+    expected = getattr(request.app.state, "api_token", "")
+    if not expected:
+        return False
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+async def _require_project(store: Store, project_id: str) -> None:
+    exists = PROJECT_ID_PATTERN.match(project_id) is not None
+    if exists:
+        exists = await asyncio.to_thread(store.get_project, project_id) is not None
+    if not exists:
+        raise IngestError(
+            404,
+            f"Project {quote(project_id)} does not exist; create it with POST /v1/projects",
+            code="unknown_project",
+        )
 
 
 def _check_content_headers(request: Request) -> None:

@@ -94,7 +94,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 
 
 class StoreError(Exception):
-    """The store cannot be opened or used; the message says what to do."""
+    """The store cannot be opened or used; the message names the fix."""
 
 
 class StoreLockedError(StoreError):

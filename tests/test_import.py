@@ -6,16 +6,14 @@ from the CSV files with the `csv` module, independently of the importer.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import SHARED_DATA
+from tests.ravenstack import FILES, MAPPINGS, RAVENSTACK, import_ravenstack, read_csv
 
 from pulseboard.server.importer import (
     IMPORT_NAMESPACE,
@@ -30,18 +28,10 @@ from pulseboard.server.store import Store
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
-RAVENSTACK = SHARED_DATA / "real" / "ravenstack"
-MAPPINGS = Path(__file__).parent / "mappings"
-FILES = ["accounts", "subscriptions", "feature_usage", "support_tickets", "churn_events"]
 
 # The account with the most subscriptions, the one with the most cancellations, and one with no
 # tickets and no cancellations. Each has one latest subscription (no tie on start_date).
 CHOSEN_ACCOUNTS = ["A-592832", "A-180abf", "A-91e948"]
-
-
-def read_csv(name: str) -> list[dict[str, str]]:
-    with (RAVENSTACK / f"ravenstack_{name}.csv").open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def new_project(store: Store) -> str:
@@ -69,14 +59,7 @@ def csv_rows() -> dict[str, list[dict[str, str]]]:
 def ravenstack(store: Store) -> tuple[str, dict[str, ImportReport], dict[str, float]]:
     """One project with all five RavenStack files imported, their reports, and wall-clock seconds per file."""
     project_id = new_project(store)
-    reports = {}
-    seconds = {}
-    for name in FILES:
-        started = time.perf_counter()
-        reports[name] = import_file(
-            store, project_id, RAVENSTACK / f"ravenstack_{name}.csv", MAPPINGS / f"ravenstack_{name}.toml", now=NOW
-        )
-        seconds[name] = time.perf_counter() - started
+    reports, seconds = import_ravenstack(store, project_id, now=NOW)
     return project_id, reports, seconds
 
 

@@ -409,15 +409,116 @@ def test_health_scores_within_bounds(store: Store, settings: Settings, demo_proj
     assert {row[8] for row in output.rows} == {"critical", "warn", "ok", "healthy", "champion"}
 
 
-def test_health_leaves_out_cancelled_accounts(store: Store, settings: Settings, demo_project):
-    specs = demo_accounts(40, 7)
-    cancelled = {spec.account for spec in specs if spec.cancelled}
+def test_health_lists_cancelled_accounts(
+    store: Store, settings: Settings, demo_project, reference_time: dt.datetime
+):
+    events = generate_demo_events(reference_time, extra_accounts=40)
+    cancelled_on = {
+        event["properties"]["account_id"]: dt.datetime.fromisoformat(event["timestamp"]).date().isoformat()
+        for event in events
+        if event["event"] == "subscription_cancelled"
+    }
+    # Events are sorted by time, so the last billing event seen per account is its latest.
+    last_plan = {
+        event["properties"]["account_id"]: event["properties"]["plan"]
+        for event in events
+        if event["event"] in ("subscription_started", "plan_changed")
+    }
 
     output = run_recipe(store, settings, demo_project(40), "account_health_score", {"limit": 10000})
-    listed = {row[0] for row in output.rows}
+    rows = rows_by_account(output)
 
-    assert cancelled
-    assert listed == {spec.account for spec in specs} - cancelled
+    assert sorted(cancelled_on) == sorted(spec.account for spec in demo_accounts(40, 7) if spec.cancelled)
+    assert len(cancelled_on) == 3
+    assert sorted(rows) == sorted(spec.account for spec in demo_accounts(40, 7))
+    for account, day in cancelled_on.items():
+        row = rows[account]
+        assert (row["plan"], row["mrr"]) == (last_plan[account], 0.0), account
+        assert row["top_risk_signal"] == f"subscription cancelled {day}", account
+        assert row["health_score"] == 0, account
+        assert row["status"] == "critical", account
+    signalled = {
+        account for account, row in rows.items() if row["top_risk_signal"].startswith("subscription cancelled")
+    }
+    assert signalled == set(cancelled_on)
+
+
+# account: its billing events as (hours after NOW, event, plan, mrr), and the expected
+# (plan, mrr, cancelled on) with as_of = NOW, or None when the account gets no row.
+BILLING_CASES = {
+    "cancelled": (
+        [(-960, "subscription_started", "pro", 750), (-240, "subscription_cancelled", None, None)],
+        ("pro", 0.0, "2025-03-04"),
+    ),
+    "came-back": (
+        [
+            (-960, "subscription_started", "pro", 750),
+            (-480, "subscription_cancelled", None, None),
+            (-120, "subscription_started", "scale", 1875),
+        ],
+        ("scale", 1875.0, None),
+    ),
+    "restarted-same-time": (
+        [
+            (-960, "subscription_started", "pro", 750),
+            (-240, "subscription_cancelled", None, None),
+            (-240, "subscription_started", "starter", 250),
+        ],
+        ("starter", 250.0, None),
+    ),
+    "changed-then-cancelled": (
+        [
+            (-960, "subscription_started", "starter", 250),
+            (-480, "plan_changed", "pro", 750),
+            (-120, "subscription_cancelled", None, None),
+        ],
+        ("pro", 0.0, "2025-03-09"),
+    ),
+    "two-starts-same-time": (
+        [(-240, "subscription_started", "pro", 750), (-240, "subscription_started", "enterprise", 5000)],
+        ("enterprise", 5000.0, None),
+    ),
+    "cancelled-after-as-of": (
+        [(-960, "subscription_started", "pro", 750), (6, "subscription_cancelled", None, None)],
+        ("pro", 750.0, None),
+    ),
+    "cancellation-only": ([(-240, "subscription_cancelled", None, None)], None),
+    "started-after-as-of": ([(6, "subscription_started", "pro", 750)], None),
+}
+
+
+def billing_events() -> list[dict[str, Any]]:
+    events = []
+    for account, (history, _) in BILLING_CASES.items():
+        for hours, event, plan, mrr in history:
+            properties: dict[str, Any] = {"account_id": account}
+            if plan is not None:
+                properties.update(plan=plan, mrr=mrr)
+            timestamp = NOW + dt.timedelta(hours=hours)
+            events.append(
+                {"event": event, "distinct_id": account, "timestamp": timestamp.isoformat(), "properties": properties}
+            )
+    return events
+
+
+def test_health_billing_rules(store: Store, settings: Settings, project):
+    project_id = project[0].project_id
+    ingest_events(store, project_id, billing_events(), now=NOW + dt.timedelta(days=1))
+
+    output = run_recipe(store, settings, project_id, "account_health_score", {"as_of": NOW})
+    rows = rows_by_account(output)
+
+    assert sorted(rows) == sorted(account for account, (_, expected) in BILLING_CASES.items() if expected)
+    for account, (_, expected) in BILLING_CASES.items():
+        if expected is None:
+            continue
+        plan, mrr, cancelled_on = expected
+        row = rows[account]
+        assert (row["plan"], row["mrr"]) == (plan, mrr), account
+        if cancelled_on is None:
+            assert not row["top_risk_signal"].startswith("subscription cancelled"), account
+        else:
+            assert row["top_risk_signal"] == f"subscription cancelled {cancelled_on}", account
 
 
 def test_health_weights_are_normalised(store: Store, settings: Settings, demo_project):
@@ -446,7 +547,13 @@ def test_health_single_weight_scores_one_component(
 
     rows = rows_by_account(run_recipe(store, settings, demo_project(40), "account_health_score", params))
 
-    assert all(row["health_score"] == row[component] for row in rows.values())
+    active = {
+        account: row for account, row in rows.items()
+        if not row["top_risk_signal"].startswith("subscription cancelled")
+    }
+    assert len(active) == 42
+    assert all(row["health_score"] == row[component] for row in active.values())
+    assert all(row["health_score"] == 0 for account, row in rows.items() if account not in active)
 
 
 def test_health_revenue_component(store: Store, settings: Settings, demo_project):

@@ -9,6 +9,9 @@ project A's queries would return B's rows.
 from __future__ import annotations
 
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from pulseboard.hogql import CompileContext, compile_query, restore_table_aliases
 
 from .test_isolation import sort_rows
 
@@ -93,3 +96,17 @@ def test_alias_guard_uses_internal_alias(two_projects):
         "WHERE pb_t0.project_id = {pb_project:String} AND (pb_t0.event = {pb_s0:String}) LIMIT 101"
     )
     assert [row[1] for row in result.rows] == ["ua1"]
+
+
+def test_alias_restored_in_clickhouse_error(two_projects):
+    project_a, _ = two_projects
+    text = "SELECT e.event, f.event FROM events e JOIN events f ON e.uuid = f.uuid GROUP BY e.event"
+    compiled = compile_query(text, CompileContext(project_id=project_a.project_id))
+
+    with pytest.raises(DatabaseError) as raised:
+        project_a.run(text)
+    message = restore_table_aliases(str(raised.value), compiled)
+
+    assert compiled.table_aliases == {"pb_t0": "e", "pb_t1": "f"}
+    assert "Column 'f.event' is not under aggregate function and not in GROUP BY keys" in message
+    assert "pb_t" not in message

@@ -241,16 +241,21 @@ CASES = [
     (
         "SELECT toFloat(properties.mrr), toInt(event), toDateTime('2024-01-01'), toDateTime(timestamp), "
         "toDate('2024-01-01'), now(), today(), yesterday() FROM events",
-        'SELECT toFloat64OrNull(CAST(properties."mrr" AS Nullable(String))), toInt64OrNull(toString(event)), '
-        "parseDateTime64BestEffortOrNull({pb_s0:String}, 6, {pb_tz:String}), toDateTime(timestamp, {pb_tz:String}), "
-        "toDateOrNull({pb_s1:String}), now64(6, {pb_tz:String}), toDate(now64(6, {pb_tz:String})), "
-        f"subtractDays(toDate(now64(6, {{pb_tz:String}})), 1) FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
+        'SELECT toFloat64OrNull(CAST(properties."mrr" AS Nullable(String))) AS "toFloat(properties.mrr)", '
+        'toInt64OrNull(toString(event)) AS "toInt(event)", '
+        """parseDateTime64BestEffortOrNull({pb_s0:String}, 6, {pb_tz:String}) AS "toDateTime('2024-01-01')", """
+        'toDateTime(timestamp, {pb_tz:String}) AS "toDateTime(timestamp)", '
+        """toDateOrNull({pb_s1:String}) AS "toDate('2024-01-01')", now64(6, {pb_tz:String}) AS "now()", """
+        'toDate(now64(6, {pb_tz:String})) AS "today()", '
+        'subtractDays(toDate(now64(6, {pb_tz:String})), 1) AS "yesterday()" '
+        f"FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {"pb_s0": "2024-01-01", "pb_s1": "2024-01-01", "pb_tz": "UTC"},
         100,
     ),
     (
         "SELECT COUNT(*), countif(event = 'a'), quantile(0.9)(properties.mrr), uniqExactIf(distinct_id, event = 'b') FROM events",
-        "SELECT count(*), countIf(event = {pb_s0:String}), quantile(0.9)(accurateCastOrNull(properties.\"mrr\", 'Float64')), "
+        "SELECT count(*), countIf(event = {pb_s0:String}), quantile(0.9)(accurateCastOrNull(properties.\"mrr\", 'Float64')) "
+        'AS "quantile(0.9)(properties.mrr)", '
         f"uniqExactIf(distinct_id, event = {{pb_s1:String}}) FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
         {"pb_s0": "a", "pb_s1": "b"},
         100,
@@ -271,6 +276,57 @@ CASES = [
         "SELECT 1",
         "SELECT 1 LIMIT 101",
         None,
+        100,
+    ),
+    (
+        "SELECT count() AS events FROM events AS e WHERE e.event = 'a'",
+        f"SELECT count() AS events FROM events AS pb_t0 WHERE {GUARD} AND (pb_t0.event = {{pb_s0:String}}) LIMIT 101",
+        {"pb_s0": "a"},
+        100,
+    ),
+    (
+        "SELECT windowFunnel(3600)(timestamp, event = 'a', event = 'b') AS level FROM events",
+        "SELECT windowFunnel(3600)(toDateTime(timestamp, {pb_tz:String}), event = {pb_s0:String}, "
+        f"event = {{pb_s1:String}}) AS level FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
+        {"pb_tz": "UTC", "pb_s0": "a", "pb_s1": "b"},
+        100,
+    ),
+    (
+        "SELECT count() FROM events WHERE timestamp > CURRENT_DATE - INTERVAL 7 DAY AND timestamp < current_timestamp()",
+        f"SELECT count() FROM events AS pb_t0 WHERE {GUARD} AND (timestamp > toDate(now64(6, {{pb_tz:String}})) "
+        "- INTERVAL 7 DAY AND timestamp < now64(6, {pb_tz:String})) LIMIT 101",
+        {"pb_tz": "UTC"},
+        100,
+    ),
+    (
+        "SELECT sum(properties.mrr::Float64) AS total, properties.note::Int64 AS note FROM events",
+        "SELECT sum(CAST(accurateCastOrNull(properties.\"mrr\", 'Float64') AS Nullable(Float64))) AS total, "
+        "CAST(accurateCastOrNull(properties.\"note\", 'Float64') AS Nullable(Int64)) AS note "
+        f"FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
+        {},
+        100,
+    ),
+    (
+        "SELECT count() FROM events WHERE timestamp >= '2024-01-01T00:00:00Z' AND inserted_at BETWEEN '2024-01-01' AND {plan}",
+        f"SELECT count() FROM events AS pb_t0 WHERE {GUARD} AND ("
+        "timestamp >= parseDateTime64BestEffort({pb_s0:String}, 6, {pb_tz:String}) AND inserted_at BETWEEN "
+        "parseDateTime64BestEffort({pb_s1:String}, 6, {pb_tz:String}) AND "
+        "parseDateTime64BestEffort({plan:String}, 6, {pb_tz:String})) LIMIT 101",
+        {"pb_s0": "2024-01-01T00:00:00Z", "pb_tz": "UTC", "pb_s1": "2024-01-01", "plan": "pro"},
+        100,
+    ),
+    (
+        "SELECT avg(properties.mrr), event = 'x', e.event = 'y' FROM events e",
+        """SELECT avg(accurateCastOrNull(properties."mrr", 'Float64')) AS "avg(properties.mrr)", """
+        "event = {pb_s0:String}, pb_t0.event = {pb_s1:String} "
+        f"FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
+        {"pb_s0": "x", "pb_s1": "y"},
+        100,
+    ),
+    (
+        "SELECT count() FILTER (WHERE event = 'a') FROM events",
+        f"SELECT count() FILTER(WHERE event = {{pb_s0:String}}) FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
+        {"pb_s0": "a"},
         100,
     ),
 ]
@@ -333,7 +389,8 @@ def test_compile_timezone_wraps_timestamps():
     assert compiled.sql == (
         "SELECT toStartOfDay(toTimeZone(timestamp, {pb_tz:String})) AS day, "
         'toTimeZone(timestamp, {pb_tz:String}) AS "timestamp", count() FROM events AS pb_t0 '
-        f"WHERE {GUARD} AND (timestamp > {{pb_s0:String}}) GROUP BY day, timestamp ORDER BY timestamp LIMIT 101"
+        f"WHERE {GUARD} AND (timestamp > parseDateTime64BestEffort({{pb_s0:String}}, 6, {{pb_tz:String}})) "
+        "GROUP BY day, timestamp ORDER BY timestamp LIMIT 101"
     )
     assert compiled.parameters == {"pb_project": "p1", "pb_tz": "Europe/Berlin", "pb_s0": "2024-01-01"}
 
@@ -341,7 +398,9 @@ def test_compile_timezone_wraps_timestamps():
 def test_compile_utc_leaves_timestamps_alone():
     compiled = compile_text("SELECT toStartOfDay(timestamp) FROM events")
 
-    assert compiled.sql == f"SELECT toStartOfDay(timestamp) FROM events AS pb_t0 WHERE {GUARD} LIMIT 101"
+    assert compiled.sql == (
+        f'SELECT toStartOfDay(timestamp) AS "toStartOfDay(timestamp)" FROM events AS pb_t0 WHERE {GUARD} LIMIT 101'
+    )
 
 
 def test_compile_binds_user_literals():

@@ -1,0 +1,370 @@
+"""Benchmark ingestion: direct inserts by batch size, the HTTP endpoint under concurrent clients,
+and the file importer.
+
+Usage: /work/venv/bin/python bench/bench_ingest.py [--requests N] [--concurrency 1 16 64] [--import-rows N]
+
+(a) `Store.insert_events` with batches of 1, 100 and 1,000 events, and with 8 threads inserting one
+    event each, in this process's store.
+(b) The web app (`create_app`) under uvicorn on 127.0.0.1, in a child process with a store of its
+    own (bench/ingest_server.py). For each concurrency K, K async clients send single events to
+    `POST /v1/analytics/<project>/` until N requests or the time cap; the table shows requests/s,
+    client-side latency and how many inserts the group commit made.
+(c) `import_file` on a generated CSV of feature usage, one event per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import resource
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from generators import usage_event_rows, usage_events, write_usage_csv
+from harness import (
+    PERCENTILE_HEADERS,
+    Timings,
+    markdown_table,
+    percentile,
+    percentile_cells,
+    print_machine,
+    temporary_store,
+    time_interleaved,
+)
+
+from pulseboard.server.importer import import_file
+from pulseboard.server.ingest import parse_events
+from pulseboard.server.store import EventRow, Store
+
+HOST = "127.0.0.1"
+PROJECT = "bench"
+IMPORT_PROJECT = "import"
+SERVER_SCRIPT = Path(__file__).with_name("ingest_server.py")
+SERVER_START_TIMEOUT_S = 60.0
+SERVER_STOP_TIMEOUT_S = 30.0
+REQUEST_TIMEOUT_S = 30.0
+INSERT_TIME_CAP_S = 20.0
+THREADS = 8
+REQUEST_WORK_RUNS = 200
+
+
+@dataclass(frozen=True)
+class InsertCase:
+    label: str
+    batch_size: int
+    inserts: int
+    threads: int = 1
+
+
+INSERT_CASES = [
+    InsertCase("1 event per insert", 1, 300),
+    InsertCase("100 events per insert", 100, 100),
+    InsertCase("1,000 events per insert", 1000, 50),
+    InsertCase(f"1 event per insert, {THREADS} threads", 1, 400, THREADS),
+]
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    end = dt.datetime.now(dt.timezone.utc)
+
+    with temporary_store("pulseboard-bench-ingest-") as (store, folder):
+        print_machine(store)
+        _, key = store.create_project(PROJECT)
+        store.create_project(IMPORT_PROJECT)
+        print_direct_inserts(store, end)
+        print_request_work(store, key, end)
+        print_import(store, folder, args.import_rows, end)
+
+    print_http(args.concurrency, args.requests, args.level_seconds, end)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--requests", type=int, default=5000, help="most requests sent at each concurrency (default 5,000)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[1, 16, 64],
+        help="numbers of concurrent HTTP clients, one measurement each (default: 1 16 64)",
+    )
+    parser.add_argument(
+        "--level-seconds", type=float, default=30.0, help="time cap of each concurrency level in seconds (default 30)"
+    )
+    parser.add_argument("--import-rows", type=int, default=100_000, help="rows of the imported CSV (default 100,000)")
+    args = parser.parse_args()
+    if args.requests < 1 or args.import_rows < 1 or args.level_seconds <= 0:
+        parser.error("--requests and --import-rows must be at least 1, and --level-seconds above 0")
+    if any(count < 1 for count in args.concurrency):
+        parser.error("--concurrency takes counts of 1 or more")
+    return args
+
+
+# (a) Direct inserts
+
+
+def print_direct_inserts(store: Store, end: dt.datetime) -> None:
+    needed = sum(case.batch_size * case.inserts for case in INSERT_CASES)
+    rows = usage_event_rows(needed, seed=1, end=end)
+    # The first insert records the property definitions; do it before timing.
+    store.insert_events(PROJECT, usage_event_rows(10, seed=2, end=end))
+
+    table = []
+    offset = 0
+    for case in INSERT_CASES:
+        batches = [
+            rows[offset + index * case.batch_size : offset + (index + 1) * case.batch_size]
+            for index in range(case.inserts)
+        ]
+        offset += case.batch_size * case.inserts
+        timings, elapsed_s, done = time_inserts(store, batches, case.threads)
+        events = done * case.batch_size
+        table.append([case.label, *percentile_cells(timings), done / elapsed_s, events / elapsed_s])
+
+    print("## (a) Store.insert_events")
+    print(markdown_table(["case", *PERCENTILE_HEADERS, "inserts/s", "events/s"], table))
+    print()
+
+
+def time_inserts(store: Store, batches: list[list[EventRow]], threads: int) -> tuple[Timings, float, int]:
+    """Insert the batches from `threads` threads until done or INSERT_TIME_CAP_S; return timings, seconds and count."""
+    deadline = time.monotonic() + INSERT_TIME_CAP_S
+
+    def insert(batch: list[EventRow]) -> float | None:
+        if time.monotonic() > deadline:
+            return None
+        started = time.perf_counter()
+        store.insert_events(PROJECT, batch)
+        return (time.perf_counter() - started) * 1000
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        durations = [duration for duration in pool.map(insert, batches) if duration is not None]
+    return Timings(tuple(durations)), time.perf_counter() - started, len(durations)
+
+
+def print_request_work(store: Store, key: str, end: dt.datetime) -> None:
+    """Time the steps of one ingestion request other than the insert: the key check and the parse."""
+    body = json.dumps(usage_events(1, seed=4, end=end)[0])
+    measured = time_interleaved(
+        {
+            "Store.check_ingest_key (one query per request)": lambda: store.check_ingest_key(PROJECT, key),
+            "parse_events of one event": lambda: parse_events(json.loads(body), now=end),
+        },
+        runs=REQUEST_WORK_RUNS,
+    )
+    table = [[name, *percentile_cells(timings)] for name, (timings, _) in measured.items()]
+    print("Other work of one ingestion request, in the same store:")
+    print()
+    print(markdown_table(["step", *PERCENTILE_HEADERS], table))
+    print()
+
+
+# (c) File import
+
+
+def print_import(store: Store, folder: Path, rows: int, end: dt.datetime) -> None:
+    started = time.perf_counter()
+    csv_path, mapping_path = write_usage_csv(folder, rows, seed=3, end=end)
+    written = time.perf_counter() - started
+
+    report = import_file(store, IMPORT_PROJECT, csv_path, mapping_path, now=end)
+    stored = store.query("SELECT count() FROM events WHERE project_id = {p:String}", {"p": IMPORT_PROJECT}).rows[0][0]
+
+    print("## (c) import_file on a CSV")
+    print(
+        f"Generated {rows:,} rows ({csv_path.stat().st_size / 1e6:.1f} MB) in {written:.1f} s; "
+        "the mapping makes one `feature_used` event per row."
+    )
+    print()
+    table = [[report.rows_read, report.events_stored, stored, report.elapsed_s,
+              report.rows_read / report.elapsed_s, report.events_stored / report.elapsed_s]]
+    print(markdown_table(["rows read", "events stored", "events in the store", "seconds", "rows/s", "events/s"], table))
+    print()
+
+
+# (b) HTTP ingestion
+
+
+@dataclass
+class LevelResult:
+    concurrency: int
+    sent: int
+    statuses: Counter[int]
+    elapsed_s: float
+    latencies_ms: list[float]
+    inserts: int = 0
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+
+
+def print_http(levels: list[int], max_requests: int, level_seconds: float, end: dt.datetime) -> None:
+    with tempfile.TemporaryDirectory(prefix="pulseboard-bench-server-") as folder:
+        port = free_port()
+        log_path = Path(folder) / "server.log"
+        with log_path.open("w") as log:
+            server, key = start_server(Path(folder) / "data", port, log)
+            try:
+                results, stored = asyncio.run(
+                    drive_levels(f"http://{HOST}:{port}", server.pid, key, levels, max_requests, level_seconds, end)
+                )
+            finally:
+                stop_server(server)
+        server_errors = [line for line in log_path.read_text().splitlines() if " ERROR " in line]
+
+    table = []
+    for result in results:
+        ok = sum(count for status, count in result.statuses.items() if 200 <= status < 300)
+        table.append([
+            result.concurrency, result.sent, ok, result.sent - ok, result.elapsed_s, result.sent / result.elapsed_s,
+            percentile(result.latencies_ms, 50), percentile(result.latencies_ms, 99), result.inserts,
+            ok / result.inserts if result.inserts else None,
+            1000 * result.server_cpu_s / result.sent, 1000 * result.client_cpu_s / result.sent,
+        ])
+
+    print("## (b) POST /v1/analytics/<project>/, one event per request")
+    print(
+        f"Server: `create_app` under uvicorn on {HOST} in a child process; clients: httpx2.AsyncClient in this "
+        "process, one connection per client. Both share the machine's CPUs."
+    )
+    print()
+    print(markdown_table(
+        ["clients", "requests", "2xx", "other", "seconds", "requests/s", "p50 ms", "p99 ms", "inserts",
+         "events per insert", "server CPU ms per request", "client CPU ms per request"],
+        table,
+    ))
+    print()
+    total_ok = sum(row[2] for row in table)
+    print(f"Events in the server's store: {stored:,} (2xx answers: {total_ok:,}); ERROR lines in its log: "
+          f"{len(server_errors)}")
+    print()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def start_server(data_dir: Path, port: int, log: Any) -> tuple[subprocess.Popen[str], str]:
+    """Start bench/ingest_server.py and return the process and the project's ingestion key."""
+    command = [sys.executable, str(SERVER_SCRIPT), "--data-dir", str(data_dir), "--port", str(port), "--project", PROJECT]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
+    assert server.stdout is not None
+    ready, _, _ = select.select([server.stdout], [], [], SERVER_START_TIMEOUT_S)
+    line = server.stdout.readline() if ready else ""
+    if not line:
+        stop_server(server)
+        raise RuntimeError(
+            f"bench/ingest_server.py printed no ingestion key within {SERVER_START_TIMEOUT_S:.0f} s; "
+            f"see its log {log.name}"
+        )
+    return server, json.loads(line)["ingestion_key"]
+
+
+def stop_server(server: subprocess.Popen[str]) -> None:
+    if server.poll() is not None:
+        return
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=SERVER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+async def drive_levels(
+    base_url: str, server_pid: int, key: str, levels: list[int], max_requests: int, level_seconds: float, end: dt.datetime
+) -> tuple[list[LevelResult], int]:
+    """Run each concurrency level in turn; return the results and the server's stored event count."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    async with httpx2.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S) as control:
+        await wait_healthy(control)
+        results = []
+        for index, concurrency in enumerate(levels):
+            bodies = [json.dumps(event).encode() for event in usage_events(max_requests, seed=100 + index, end=end)]
+            before = (await control.get("/bench/stats")).json()
+            server_cpu_before, client_cpu_before = process_cpu_s(server_pid), own_cpu_s()
+            result = await drive_level(base_url, headers, bodies, concurrency, level_seconds)
+            result.server_cpu_s = process_cpu_s(server_pid) - server_cpu_before
+            result.client_cpu_s = own_cpu_s() - client_cpu_before
+            after = (await control.get("/bench/stats")).json()
+            result.inserts = after["insert_count"] - before["insert_count"]
+            results.append(result)
+        stored = (await control.get("/bench/stats")).json()["stored_events"]
+    return results, stored
+
+
+def process_cpu_s(pid: int) -> float:
+    """Return the user plus system CPU seconds of a process and all its threads, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of the stat line; the split above starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def wait_healthy(client: httpx2.AsyncClient) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            if (await client.get("/health")).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the server did not answer /health within {SERVER_START_TIMEOUT_S:.0f} s")
+
+
+async def drive_level(
+    base_url: str, headers: dict[str, str], bodies: list[bytes], concurrency: int, level_seconds: float
+) -> LevelResult:
+    """Send the bodies from `concurrency` clients until all are sent or `level_seconds` have passed."""
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    statuses: Counter[int] = Counter()
+    latencies: list[float] = []
+    next_index = 0
+    deadline = time.monotonic() + level_seconds
+    url = f"/v1/analytics/{PROJECT}/"
+
+    async def client_loop(client: httpx2.AsyncClient) -> None:
+        nonlocal next_index
+        while next_index < len(bodies) and time.monotonic() < deadline:
+            body = bodies[next_index]
+            next_index += 1
+            started = time.perf_counter()
+            try:
+                response = await client.post(url, content=body, headers=headers)
+                statuses[response.status_code] += 1
+            except httpx2.TransportError:
+                statuses[0] += 1
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    async with httpx2.AsyncClient(base_url=base_url, limits=limits, timeout=REQUEST_TIMEOUT_S) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
+        elapsed_s = time.perf_counter() - started
+    return LevelResult(concurrency, len(latencies), statuses, elapsed_s, latencies)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Serve pulseboard's web app on 127.0.0.1 for bench_ingest.py, in a process of its own.
+
+Usage: python bench/ingest_server.py --data-dir DIR --port PORT --project ID
+
+The app is `create_app`, as `pulseboard serve` builds it, under uvicorn with the same options and
+INFO logging to stderr. One extra route, `GET /bench/stats`, returns the event writer's insert
+count and the number of stored events, so the benchmark can count the group commits. The first
+line on stdout is JSON with the project's ingestion key. The server stops on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import secrets
+import sys
+
+import uvicorn
+from starlette.responses import JSONResponse
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pulseboard.server.app import create_app
+from pulseboard.server.runtime import Runtime
+from pulseboard.server.settings import load_settings
+from pulseboard.server.store import Store
+
+STATS_PATH = "/bench/stats"
+
+
+def with_stats_route(app: Starlette, store: Store, project_id: str) -> ASGIApp:
+    """Wrap the app so that `GET /bench/stats` reports the writer's insert count and the stored events."""
+
+    async def stats_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != STATS_PATH:
+            await app(scope, receive, send)
+            return
+
+        stored = await asyncio.to_thread(
+            store.query, "SELECT count() FROM events WHERE project_id = {p:String}", {"p": project_id}
+        )
+        body = {"insert_count": app.state.writer.insert_count, "stored_events": stored.rows[0][0]}
+        await JSONResponse(body)(scope, receive, send)
+
+    return stats_app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True, help="empty folder for the store and the API token")
+    parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
+    parser.add_argument("--project", required=True, help="project to create for the ingested events")
+    args = parser.parse_args()
+
+    settings = load_settings(data_dir=args.data_dir, host="127.0.0.1", port=args.port, log_level="INFO")
+    logging.basicConfig(
+        stream=sys.stderr, level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    store = Store.open(settings.clickhouse_url)
+    try:
+        _, key = store.create_project(args.project)
+        app = create_app(Runtime(settings, store), api_token=secrets.token_urlsafe(32))
+        print(json.dumps({"ingestion_key": key}), flush=True)
+        uvicorn.run(
+            with_stats_route(app, store, args.project),
+            host=settings.host, port=settings.port, log_level="warning", access_log=False,
+        )
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
