@@ -7,8 +7,8 @@ Usage: /work/venv/bin/python bench/bench_ingest.py [--requests N] [--concurrency
     event each, in this process's store.
 (b) The web app (`create_app`) under uvicorn on 127.0.0.1, in a child process with a store of its
     own (bench/ingest_server.py). For each concurrency K, K async clients send single events to
-    `POST /v1/analytics/<project>/` until N requests or the time cap; the table shows requests/s,
-    client-side latency and how many inserts the group commit made.
+    `POST /v1/analytics/<project>/` until N requests are sent or the time cap is reached. The table
+    shows requests/s, client-side latency, and how many inserts the group commit made.
 (c) `import_file` on a generated CSV of feature usage, one event per row.
 """
 
@@ -61,6 +61,7 @@ REQUEST_TIMEOUT_S = 30.0
 INSERT_TIME_CAP_S = 20.0
 THREADS = 8
 REQUEST_WORK_RUNS = 200
+SERVER_LOG_TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def main() -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--requests", type=int, default=5000, help="most requests sent at each concurrency (default 5,000)"
+        "--requests", type=int, default=5000, help="maximum requests sent at each concurrency (default 5,000)"
     )
     parser.add_argument(
         "--concurrency", type=int, nargs="+", default=[1, 16, 64],
@@ -218,14 +219,19 @@ def print_http(levels: list[int], max_requests: int, level_seconds: float, end: 
     with tempfile.TemporaryDirectory(prefix="pulseboard-bench-server-") as folder:
         port = free_port()
         log_path = Path(folder) / "server.log"
-        with log_path.open("w") as log:
-            server, key = start_server(Path(folder) / "data", port, log)
-            try:
-                results, stored = asyncio.run(
-                    drive_levels(f"http://{HOST}:{port}", server.pid, key, levels, max_requests, level_seconds, end)
-                )
-            finally:
-                stop_server(server)
+        try:
+            with log_path.open("w") as log:
+                server, key = start_server(Path(folder) / "data", port, log)
+                try:
+                    results, stored = asyncio.run(
+                        drive_levels(f"http://{HOST}:{port}", server.pid, key, levels, max_requests, level_seconds, end)
+                    )
+                finally:
+                    stop_server(server)
+        except (RuntimeError, httpx2.HTTPError):
+            tail = log_path.read_text().splitlines()[-SERVER_LOG_TAIL_LINES:]
+            print("Last lines of the server log:", *tail, sep="\n", file=sys.stderr)
+            raise
         server_errors = [line for line in log_path.read_text().splitlines() if " ERROR " in line]
 
     table = []
@@ -272,8 +278,7 @@ def start_server(data_dir: Path, port: int, log: Any) -> tuple[subprocess.Popen[
     if not line:
         stop_server(server)
         raise RuntimeError(
-            f"bench/ingest_server.py printed no ingestion key within {SERVER_START_TIMEOUT_S:.0f} s; "
-            f"see its log {log.name}"
+            f"bench/ingest_server.py printed no ingestion key within {SERVER_START_TIMEOUT_S:.0f} s"
         )
     return server, json.loads(line)["ingestion_key"]
 
@@ -332,7 +337,7 @@ async def wait_healthy(client: httpx2.AsyncClient) -> None:
         except httpx2.TransportError:
             pass
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"the server did not answer /health within {SERVER_START_TIMEOUT_S:.0f} s")
+    raise RuntimeError(f"the server did not respond to /health within {SERVER_START_TIMEOUT_S:.0f} s")
 
 
 async def drive_level(

@@ -1,22 +1,22 @@
 """Benchmark compiling and running the queries an agent sends, on demo data at two scales.
 
-Usage: /work/venv/bin/python bench/bench_queries.py [--extra-accounts 40 300] [--runs R]
+Usage: /work/venv/bin/python bench/bench_queries.py [--extra-accounts 40 300] [--runs R] [--compile-runs C]
 
 For each scale, the demo generator (`pulseboard.server.demo`) writes the five reference accounts
 plus the given number of generated accounts into a project of its own, through the ingestion
 parser in batches of 1,000. All projects share one store, so the later scales also skip the rows
-of the earlier ones. Each query runs once to warm up, then up to R times or 60 seconds.
+of the earlier ones. Compiles run once to warm up, then up to C times or 60 seconds. Queries run
+in rounds, one run of each per round: one warm-up round, then up to R rounds or 180 seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from harness import (
     PERCENTILE_HEADERS,
@@ -25,18 +25,20 @@ from harness import (
     percentile_cells,
     print_machine,
     temporary_store,
+    time_interleaved,
     time_runs,
 )
 
-from pulseboard.hogql import CompileContext, compile_query
+from pulseboard.hogql import CompileContext, CompiledQuery, compile_query
 from pulseboard.recipes.loader import get_recipe
 from pulseboard.server.demo import load_demo
 from pulseboard.server.settings import Settings, load_settings
 from pulseboard.server.store import Store
-from pulseboard.tools.query import run_hogql
+from pulseboard.tools.query import QueryOutput, run_hogql
 from pulseboard.tools.recipes import run_recipe
 
-MEASUREMENT_TIME_CAP_S = 60.0
+COMPILE_TIME_CAP_S = 60.0
+QUERIES_TIME_CAP_S = 180.0
 RECIPE_ID = "account_health_score"
 
 # The account-health query an agent wrote for the demo, word for word.
@@ -78,13 +80,6 @@ AGENT_QUERIES = {
 }
 
 
-@dataclass(frozen=True)
-class Measurement:
-    name: str
-    run: Callable[[], Any]
-    runs: int
-
-
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -95,8 +90,7 @@ def main() -> None:
         for extra_accounts in args.extra_accounts:
             project_id = f"demo-{extra_accounts}"
             load(store, project_id, extra_accounts)
-            measurements = build_measurements(store, settings, project_id, args.runs, args.compile_runs)
-            print_measurements(project_id, measurements)
+            print_measurements(store, settings, project_id, args.runs, args.compile_runs)
 
 
 def parse_args() -> argparse.Namespace:
@@ -133,42 +127,34 @@ def load(store: Store, project_id: str, extra_accounts: int) -> None:
     print()
 
 
-def build_measurements(
-    store: Store, settings: Settings, project_id: str, runs: int, compile_runs: int
-) -> list[Measurement]:
+def print_measurements(store: Store, settings: Settings, project_id: str, runs: int, compile_runs: int) -> None:
     context = CompileContext(project_id=project_id, property_types=store.property_types(project_id))
     recipe = get_recipe(RECIPE_ID)
 
-    def compile_recipe() -> Any:
+    def compile_recipe() -> CompiledQuery:
         hogql, placeholders = recipe.render({}, now=dt.datetime.now(dt.timezone.utc))
         recipe_context = CompileContext(
             project_id=project_id, property_types=store.property_types(project_id), placeholders=placeholders
         )
         return compile_query(hogql, recipe_context)
 
-    measurements = [
-        Measurement("compile account-health query", lambda: compile_query(ACCOUNT_HEALTH_QUERY, context), compile_runs),
-        Measurement(f"render and compile recipe {RECIPE_ID}", compile_recipe, compile_runs),
-        Measurement(f"run_recipe {RECIPE_ID}", lambda: run_recipe(store, settings, project_id, RECIPE_ID), runs),
-        Measurement(
-            "run_hogql account-health query",
-            lambda: run_hogql(store, settings, project_id, ACCOUNT_HEALTH_QUERY),
-            runs,
-        ),
-    ]
+    compiles: dict[str, Callable[[], CompiledQuery]] = {
+        "compile account-health query": lambda: compile_query(ACCOUNT_HEALTH_QUERY, context),
+        f"render and compile recipe {RECIPE_ID}": compile_recipe,
+    }
+    queries: dict[str, Callable[[], QueryOutput]] = {
+        f"run_recipe {RECIPE_ID}": lambda: run_recipe(store, settings, project_id, RECIPE_ID),
+        "run_hogql account-health query": lambda: run_hogql(store, settings, project_id, ACCOUNT_HEALTH_QUERY),
+    }
     for name, query in AGENT_QUERIES.items():
-        measurements.append(
-            Measurement(f"run_hogql {name}", lambda query=query: run_hogql(store, settings, project_id, query), runs)
-        )
-    return measurements
+        queries[f"run_hogql {name}"] = functools.partial(run_hogql, store, settings, project_id, query)
 
-
-def print_measurements(project_id: str, measurements: list[Measurement]) -> None:
     rows = []
-    for measurement in measurements:
-        timings, result = time_runs(measurement.run, runs=measurement.runs, time_cap_s=MEASUREMENT_TIME_CAP_S)
-        returned = getattr(result, "row_count", None)
-        rows.append([measurement.name, *percentile_cells(timings), returned])
+    for name, run in compiles.items():
+        timings, _ = time_runs(run, runs=compile_runs, time_cap_s=COMPILE_TIME_CAP_S)
+        rows.append([name, *percentile_cells(timings), None])
+    for name, (timings, output) in time_interleaved(queries, runs=runs, time_cap_s=QUERIES_TIME_CAP_S).items():
+        rows.append([name, *percentile_cells(timings), output.row_count])
 
     print(markdown_table(["measurement", *PERCENTILE_HEADERS, "rows returned"], rows))
     print()

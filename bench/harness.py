@@ -1,8 +1,8 @@
 """Shared pieces of the benchmark scripts: a temporary store, bounded timing loops, machine facts
 and Markdown tables.
 
-Every script opens exactly one embedded chDB store, in a temporary folder, because chDB holds one
-data folder per process.
+Every script opens exactly one embedded chDB store, in a temporary folder, because a process can
+open only one chDB data folder.
 """
 
 from __future__ import annotations

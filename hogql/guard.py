@@ -1,14 +1,14 @@
-"""Step 5: limit every read of the events table to the caller's project.
+"""Step 5, continued: limit every read of the events table to the caller's project.
 
 Each `events` source in every SELECT (CTE bodies, subqueries, IN subqueries, union arms, joins)
-gets `<alias>.project_id = {pb_project:String}`:
+gets `pb_t<n>.project_id = {pb_project:String}`, with the internal alias that qualify.py gave it:
 
 - the FROM table and INNER, CROSS and comma-joined tables: ANDed at the root of that SELECT's
   WHERE, around the user's condition in parentheses, so `WHERE 1 = 1 OR ...` stays inside it;
 - a LEFT-joined table: ANDed into that join's ON, where it filters the joined side only;
 - a table whose rows a RIGHT or FULL join may replace with NULLs (where a WHERE guard would drop
   the unmatched rows), or a LEFT join written with USING: wrapped in
-  `(SELECT <public columns> FROM events WHERE project_id = ...) AS <alias>`.
+  `(SELECT <public columns> FROM events WHERE project_id = ...) AS pb_t<n>`.
 
 The first two keep the table read direct, which is faster. On chDB 4.4 with 2M events (1M in the
 project, 2 CPU cores, median of 7 runs), counting one property's distinct values took 31 ms with

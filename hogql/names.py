@@ -1,4 +1,4 @@
-"""Step 4: name result columns as the user wrote them, before later steps rewrite the items.
+"""Step 4, continued: name result columns as written, before later steps rewrite the items.
 
 ClickHouse names an unaliased SELECT item after the expression it runs, so without an alias a
 column would be named after the compiler's output: `avg(accurateCastOrNull(properties.amount,
@@ -32,12 +32,12 @@ def name_columns(tree: exp.Expr) -> None:
     """Alias the SELECT items whose ClickHouse name would show the compiler's rewriting."""
     for select in list(tree.find_all(exp.Select)):
         aliases = {item.alias for item in select.expressions if isinstance(item, exp.Alias)}
-        taken: set[str] = set()
+        earlier_names: set[str] = set()
         names = []
         for item in select.expressions:
-            name = _result_name(item, select, aliases, taken)
+            name = _result_name(item, select, aliases, earlier_names)
             names.append(name)
-            taken.add(name or item.alias_or_name)
+            earlier_names.add(name or item.alias_or_name)
 
         items = [
             item if name is None else exp.alias_(item, name, quoted=True, copy=False)
@@ -46,13 +46,17 @@ def name_columns(tree: exp.Expr) -> None:
         select.set("expressions", items)
 
 
-def _result_name(item: exp.Expr, select: exp.Select, aliases: set[str], taken: set[str]) -> str | None:
+def _result_name(
+    item: exp.Expr, select: exp.Select, aliases: set[str], earlier_names: set[str]
+) -> str | None:
     """Return the alias to give an unaliased SELECT item, or None to leave it as it is."""
     if isinstance(item, (exp.Alias, exp.Star)) or property_path(item) is not None:
         return None
 
+    if isinstance(item, exp.Column) and is_rewritten(item):
+        return print_hogql(item)  # CURRENT_TIMESTAMP, which sqlglot parses as a column
     if isinstance(item, exp.Column):
-        return _column_name(item, select, aliases, taken)
+        return _column_name(item, select, aliases, earlier_names)
 
     for node in item.walk():
         if node.find_ancestor(exp.Select) is not select:
@@ -62,12 +66,14 @@ def _result_name(item: exp.Expr, select: exp.Select, aliases: set[str], taken: s
     return None
 
 
-def _column_name(column: exp.Column, select: exp.Select, aliases: set[str], taken: set[str]) -> str | None:
+def _column_name(
+    column: exp.Column, select: exp.Select, aliases: set[str], earlier_names: set[str]
+) -> str | None:
     resolved = resolve_qualifier(column)
     if resolved is None or not is_events_table(resolved[1]) or isinstance(column.this, exp.Star):
         return None
 
-    if column.name in taken or _needs_qualifier(column, select, aliases):
+    if column.name in earlier_names or _needs_qualifier(column, select, aliases):
         return f"{qualifier(column).name}.{column.name}"
     return column.name
 

@@ -115,8 +115,9 @@ def _display_name(path: PropertyPath) -> str:
 
 
 def _read_type(path: PropertyPath, context: CompileContext) -> PropertyType:
-    """Choose the read: String inside string conversions, numeric or boolean when compared
-    with a number or a boolean, and otherwise the type recorded for the property."""
+    """Choose the read: String inside string conversions, the cast's kind inside a cast to a
+    number, Bool or String, else the type recorded for the property. An unrecorded property reads
+    as Numeric or Boolean when compared with numbers or booleans, and otherwise as String."""
     if _is_string_function_argument(path.node):
         return "String"
 
@@ -125,7 +126,7 @@ def _read_type(path: PropertyPath, context: CompileContext) -> PropertyType:
         return "Numeric"
     if target is not None and target.is_type(exp.DType.BOOLEAN):
         return "Boolean"
-    if target is not None:
+    if target is not None and target.is_type(*exp.DataType.TEXT_TYPES):
         return "String"
 
     recorded = context.property_types.get(path.type_key, "String")

@@ -78,8 +78,8 @@ def _check_unique_source_names(select: exp.Select, source: SourceText) -> None:
 
     joins = [join.this for join in select.args.get("joins") or [] if (join.kind or "").upper() != "ARRAY"]
     seen = set()
-    for table in [from_.this, *joins]:
-        name = table.alias_or_name
+    for relation in [from_.this, *joins]:
+        name = relation.alias_or_name
         if not name:
             continue
         if name in seen:
@@ -88,7 +88,7 @@ def _check_unique_source_names(select: exp.Select, source: SourceText) -> None:
                 NotAllowedError,
                 f"Two tables in one FROM clause are both named '{name}'; give each an alias of its own, "
                 "such as FROM events AS a JOIN events AS b.",
-                table.args.get("alias") or table,
+                relation.args.get("alias") or relation,
             )
         seen.add(name)
 

@@ -44,9 +44,14 @@ def _is_events_datetime(column: exp.Column, select: exp.Select) -> bool:
         return resolved is not None and is_events_table(resolved[1])
 
     # A bare name is the table's column when every source is events and no SELECT item takes
-    # the name as its alias (ClickHouse resolves aliases first).
+    # the name as the alias of another expression (ClickHouse resolves aliases first). names.py
+    # names `e.timestamp` "timestamp", which is still the column.
     sources = select_sources(select)
-    aliases = {item.alias for item in select.expressions if isinstance(item, exp.Alias)}
+    aliases = {
+        item.alias
+        for item in select.expressions
+        if isinstance(item, exp.Alias) and not (isinstance(item.this, exp.Column) and item.this.name == item.alias)
+    }
     return bool(sources) and all(is_events_table(source) for source in sources) and column.name not in aliases
 
 

@@ -247,7 +247,7 @@ def admin_routes() -> list[Route]:
 
 
 class ServerRequestError(Exception):
-    """A request to the running server failed; the message is the server's, or says what to check."""
+    """A request to the running server failed; the message is the server's, or names what to check."""
 
 
 class AdminClient:

@@ -147,7 +147,14 @@ def ensure_project(store: Store, project_id: str) -> None:
 
 def server_client(url: str, settings: Settings) -> AdminClient:
     """Return a client of the running server's admin API, with a time limit that covers one query."""
-    return AdminClient(url, api_token(settings, create=False), timeout_s=settings.query_timeout_s + 30)
+    try:
+        token = api_token(settings, create=False)
+    except CommandError:
+        raise CommandError(
+            f"The server at {url} has the store open, and its API token is missing here: set "
+            "PULSEBOARD_API_TOKEN to the token the server was started with."
+        ) from None
+    return AdminClient(url, token, timeout_s=settings.query_timeout_s + 30)
 
 
 def ensure_server_project(client: AdminClient, project_id: str) -> None:
@@ -158,9 +165,8 @@ def ensure_server_project(client: AdminClient, project_id: str) -> None:
 def call_running_server(url: str, settings: Settings, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """Call one MCP tool on the running server over streamable HTTP with the API token.
 
-    Check the project with `ensure_server_project` first: that request also checks that the server
-    answers and accepts the token, and fails with a plain message where the MCP client would fail
-    with an exception group.
+    Check the project with `ensure_server_project` first. That request also checks that the server
+    is reachable and accepts the token, so those failures get a plain message before an MCP session starts.
     """
     import anyio
     import httpx2
@@ -424,7 +430,7 @@ def import_through_server(
     """Validate the whole file here, then send its events to the server's ingestion endpoint in batches.
 
     Nothing is sent unless every row is valid. A batch the server rejects stops the import, and the
-    message says how many events were stored before it.
+    error message counts the events stored before it.
     """
     started = time.perf_counter()
     checked = check_file(path, mapping_path, now=now)

@@ -905,8 +905,8 @@ def check_reimport(path: Path, project_id: str, uuids: list[str], stored: set[st
 def event_batches(checked: CheckedFile, *, now: dt.datetime, size: int) -> Iterator[list[EventRow]]:
     """Read a checked file again and yield its events in lists of at most `size`, copies included.
 
-    The caller stores each list before it asks for the next, so when the file turns out to have
-    changed since `check_file`, the ImportFileError can say how many events were stored.
+    The caller stores each list before it requests the next, so when the file turns out to have
+    changed since `check_file`, the ImportFileError can count the events already stored.
     """
     second = _Pass()
     buffer: list[EventRow] = []

@@ -35,10 +35,16 @@ Authentication
 
 Responses
     Success is `200 {"status": "ok", "stored": N}`, sent only after the insert that contains the
-    events has completed. Errors are `{"error": {"code", "message", "details"}}` with status 400
-    (not JSON, not UTF-8, wrong shape), 401 (missing or invalid ingestion key), 404 (unknown
-    project, API token only), 413 (body or batch too large), 415 (not JSON), 422 (invalid events)
-    or 500 (the store failed).
+    events has completed. Errors are `{"error": {"code", "message", "details"}}`, with one of these
+    statuses:
+    - 400: the body is not JSON, not UTF-8, or of the wrong shape
+    - 401: the ingestion key is missing or invalid
+    - 404: the project does not exist (with the API token only)
+    - 413: the body or the batch is too large
+    - 415: the content type is not JSON
+    - 422: events are invalid
+    - 500: the store failed
+    - 503: the server is shutting down
 """
 
 from __future__ import annotations
@@ -646,6 +652,7 @@ async def _ingest(
     started = time.perf_counter()
     project_id = request.path_params["project_id"]
     count = 0
+    error_code = ""
     try:
         await _authenticate(request, project_id)
         _check_content_headers(request)
@@ -659,12 +666,14 @@ async def _ingest(
         response = JSONResponse({"status": "ok", "stored": count})
     except IngestError as error:
         response = error_response(error)
+        error_code = error.code
 
     elapsed_ms = (time.perf_counter() - started) * 1000
     logged_project = project_id if PROJECT_ID_PATTERN.match(project_id) else "(invalid)"
+    # The code and not the message, because messages quote event values.
     logger.info(
-        "ingest %s project=%s events=%d status=%d ms=%.1f",
-        kind, logged_project, count, response.status_code, elapsed_ms,
+        "ingest %s project=%s events=%d status=%d ms=%.1f%s",
+        kind, logged_project, count, response.status_code, elapsed_ms, f" error={error_code}" if error_code else "",
     )
     return response
 

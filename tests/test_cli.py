@@ -1,16 +1,16 @@
 """The `pulseboard` command line as a user runs it, and the admin API it uses while a server runs.
 
 The CLI tests start real subprocesses on their own data folder. chDB lets one process open a
-folder, so the folder is used in two phases, each run once by a module fixture: first every
-command opens the store itself, then `pulseboard serve` holds the folder and the same commands
-go through its HTTP API. The fixtures record every result, so the tests below only compare, and
-their order does not matter. The admin API tests at the end run the app in process on the
+folder, so a module fixture uses the folder in two phases. First every command opens the store
+itself. Then `pulseboard serve` keeps the folder open and the same commands go through its HTTP
+API. The fixture records every result, so the tests below only compare, in any order. The admin API tests at the end run the app in process on the
 session store.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -63,6 +63,25 @@ count = "times"
 
 [events.properties]
 amount = { type = "number" }
+"""
+
+# 1,700 events, the first 1,000 with a 6,000-character note: more than the server's 5 MiB body
+# limit for one batch of 1,000 events, so the CLI splits that batch into two requests.
+LARGE_CSV = "ts,user,account,action,times,note\n" + "\n".join([
+    f"2025-03-04T09:00:00Z,u7,initech,sync,1000,{'n' * 6000}",
+    "2025-03-04T10:00:00Z,u8,initech,sync,700,",
+]) + "\n"
+LARGE_MAPPING_TOML = """\
+timestamp = "ts"
+account = "account"
+user = "user"
+
+[properties]
+note = "string"
+
+[[events]]
+name_column = "action"
+count = "times"
 """
 
 QUERY = (
@@ -128,15 +147,21 @@ class Files:
     events: Path
     invalid: Path
     mapping: Path
+    large: Path
+    large_mapping: Path
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     folder = tmp_path_factory.mktemp("input")
-    written = Files(folder / "events.csv", folder / "invalid.csv", folder / "mapping.toml")
+    written = Files(
+        folder / "events.csv", folder / "invalid.csv", folder / "mapping.toml", folder / "large.csv", folder / "large.toml"
+    )
     written.events.write_text(EVENTS_CSV)
     written.invalid.write_text(INVALID_CSV)
     written.mapping.write_text(MAPPING_TOML)
+    written.large.write_text(LARGE_CSV)
+    written.large_mapping.write_text(LARGE_MAPPING_TOML)
     return written
 
 
@@ -306,6 +331,10 @@ def run_through_server(recorded: Phases, files: Files, folder: list[str]) -> Non
         "import", str(files.events), "--mapping", str(files.mapping), "--project", "globex", *folder
     )
     served["query globex"] = run_cli("query", QUERY, "--project", "globex", *folder)
+    served["import large"] = run_cli(
+        "import", str(files.large), "--mapping", str(files.large_mapping), "--project", "globex", *folder
+    )
+    served["count globex"] = run_cli("query", COUNT_QUERY, "--project", "globex", *folder)
     served["list after create"] = run_cli("project", "list", "--format", "json", *folder)
     if served["publish"].returncode == 0:
         recorded.publications["served"] = httpx2.get(lines(served["publish"])[0] + "&format=json", timeout=10)
@@ -393,6 +422,23 @@ def test_served_import_and_query(phases: Phases):
     queried = phases.served["query globex"]
     assert queried.returncode == 0, describe(queried)
     assert lines(queried) == QUERY_LINES
+
+
+def test_served_import_splits_large_batch(phases: Phases):
+    imported = phases.served["import large"]
+    assert imported.returncode == 0, describe(imported)
+    assert re.fullmatch(r"Imported large\.csv into project globex: 2 rows, 1700 events in \d+\.\d s", lines(imported)[0])
+    assert lines(imported)[1:] == ["  sync      1,700"]
+    assert lines(phases.served["count globex"]) == ["    n", "-----", "1,706"]
+
+    requests = re.findall(r"ingest analytics project=globex events=(\d+) status=200", phases.server_stderr)
+    sizes = [int(size) for size in requests]
+    assert sizes[0] == 6
+    assert sizes[-1] == 700
+    assert len(sizes) == 4
+    assert sizes[1] + sizes[2] == 1000
+    assert sizes[1] > 0
+    assert sizes[2] > 0
 
 
 def test_served_publish_url_serves_rows(phases: Phases):
@@ -681,13 +727,32 @@ def test_ingest_with_api_token(admin: TestClient, store: Store, project):
     assert lookup.json() == {"stored": [event_id]}
 
 
-@pytest.mark.parametrize("project_id", ["nope", "Not Valid"])
-def test_ingest_api_token_unknown_project(admin: TestClient, project_id: str):
+@pytest.mark.parametrize(("project_id", "logged"), [("nope", "nope"), ("Not Valid", "(invalid)")])
+def test_ingest_api_token_unknown_project(admin: TestClient, caplog: pytest.LogCaptureFixture, project_id: str, logged: str):
+    caplog.set_level(logging.INFO)
     response = admin.post(f"/v1/analytics/{project_id}/", headers=bearer(TOKEN), json={"event": "e", "distinct_id": "u"})
     assert response.status_code == 404
     assert response.json() == error_body(
         "unknown_project", f"Project '{project_id}' does not exist; create it with POST /v1/projects"
     )
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(
+        re.fullmatch(rf"ingest analytics project={re.escape(logged)} events=0 status=404 ms=[\d.]+ error=unknown_project", m)
+        for m in messages
+    ), messages
+    assert not [message for message in messages if TOKEN in message]
+
+
+def test_admin_log_has_no_token(admin: TestClient, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    created = admin.post("/v1/projects", headers=bearer(TOKEN), json={"project_id": new_id()})
+    rejected = admin.get("/v1/projects", headers=bearer(TOKEN + "x"))
+    assert created.status_code == 201
+    assert rejected.status_code == 401
+    messages = [record.getMessage() for record in caplog.records]
+    assert "admin GET /v1/projects rejected with 401: Invalid API token" in messages
+    for secret in (TOKEN, created.json()["ingestion_key"]):
+        assert not [message for message in messages if secret in message]
 
 
 def test_event_lookup_limits(admin: TestClient, project):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from typing import TypeVar
@@ -21,15 +22,34 @@ class UserInputError(Exception):
     """A request the caller can fix: unknown recipe, bad parameter, missing publication."""
 
 
+# ClickHouse appends the failing query, with parameters substituted, as "In scope SELECT ..." or
+# "In query SELECT ..." before the final "(ERROR_NAME)". That text carries the project id and the
+# compiler's internals, so it is cut.
+ECHOED_QUERY = re.compile(r"[.:]? In (?:scope|query) .*?(?= \([A-Z_]+\)$|$)", re.S)
+
+HINTS = {
+    "UNKNOWN_IDENTIFIER": " The events table has the columns uuid, event, distinct_id, timestamp and properties;"
+    " read event properties as properties.name.",
+}
+
+
 def clickhouse_message(error: DatabaseError) -> str:
-    """Return the ClickHouse exception line without the echoed query text."""
+    """Return the ClickHouse exception text without the echoed query, plus a hint where one helps."""
     text = str(error)
-    for marker in ("DB::Exception:", "Code:"):
-        start = text.find(marker)
-        if start >= 0:
-            text = text[start:]
-            break
-    return text.split("\n", 1)[0].split(". Stack trace", 1)[0].strip()
+    start = text.find("DB::Exception:")
+    if start >= 0:
+        text = text[start + len("DB::Exception:"):]
+    text = text.split("\n", 1)[0].split(". Stack trace", 1)[0].strip()
+    text = ECHOED_QUERY.sub(".", text).replace(". .", ".")
+
+    code = re.search(r"\(([A-Z_]+)\)$", text)
+    if code and code.group(1) in HINTS:
+        text += HINTS[code.group(1)]
+    return text
+
+
+class QueryFailedError(UserInputError):
+    """ClickHouse rejected or aborted a compiled query; the message is ClickHouse's, cleaned."""
 
 
 def call_tool(name: str, work: Callable[[], T]) -> T:
@@ -40,9 +60,10 @@ def call_tool(name: str, work: Callable[[], T]) -> T:
         logger.info("tool %s rejected the request: %s", name, error)
         raise ToolError(str(error)) from None
     except DatabaseError as error:
-        message = clickhouse_message(error)
-        logger.info("tool %s query failed in ClickHouse: %s", name, message)
-        raise ToolError(f"The query failed in ClickHouse: {message}") from None
+        # A store call outside run_hogql failed: not the caller's query, so not the caller's to fix.
+        error_id = secrets.token_hex(4)
+        logger.error("tool %s failed in ClickHouse with error %s: %s", name, error_id, clickhouse_message(error))
+        raise ToolError(f"Internal error {error_id} in {name}; the server log has the details.") from None
     except ToolError:
         raise
     except Exception:

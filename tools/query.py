@@ -13,9 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pulseboard.hogql import CompileContext, compile_query
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from pulseboard.hogql import CompileContext, compile_query, restore_table_aliases
 from pulseboard.server.settings import Settings
 from pulseboard.server.store import Store
+from pulseboard.tools.errors import QueryFailedError, clickhouse_message
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +76,11 @@ def run_hogql(
     if compiled.row_cap is not None:
         run_settings["max_result_rows"] = compiled.row_cap + 1
         run_settings["result_overflow_mode"] = "break"
-    result = store.query(compiled.sql, compiled.parameters, run_settings)
+    try:
+        result = store.query(compiled.sql, compiled.parameters, run_settings)
+    except DatabaseError as error:
+        message = restore_table_aliases(clickhouse_message(error), compiled)
+        raise QueryFailedError(f"The query failed in ClickHouse: {message}") from None
 
     rows = result.rows
     truncated = compiled.row_cap is not None and len(rows) > compiled.row_cap

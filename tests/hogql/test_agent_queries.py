@@ -2,7 +2,7 @@
 
 One project contains a small product's events: four users in three accounts, page views, signups,
 purchases and exceptions in January 2024, and two page views 30 and 54 hours before the test runs
-(for `now() - INTERVAL 7 DAY`). A neighbour project holds copies of some of those events, so
+(for `now() - INTERVAL 7 DAY`). A neighbour project contains copies of some of those events, so
 every case also checks that nothing from the neighbour is counted.
 """
 
@@ -88,6 +88,12 @@ CASES = [
         "GROUP BY day ORDER BY day",
         ("day", "count()"),
         [(day(1), 3), (day(2), 3)],
+    ),
+    (
+        "SELECT toDate(e.timestamp) AS day, count(DISTINCT e.distinct_id) AS users FROM events AS e "
+        "WHERE e.timestamp < '2024-01-03' GROUP BY day ORDER BY day",
+        ("day", "users"),
+        [(datetime.date(2024, 1, 1), 2), (datetime.date(2024, 1, 2), 1)],
     ),
     (
         "SELECT toStartOfDay(timestamp) AS timestamp, count() AS n FROM events "
@@ -184,6 +190,19 @@ CASES = [
         [("u3",)],
     ),
     (
+        "SELECT count(DISTINCT s.distinct_id) AS signed_up, count(DISTINCT p.distinct_id) AS purchased "
+        "FROM events s LEFT JOIN events p ON s.distinct_id = p.distinct_id AND p.event = 'purchase' "
+        "AND p.timestamp > s.timestamp WHERE s.event = 'signup'",
+        ("signed_up", "purchased"),
+        [(2, 1)],
+    ),
+    (
+        "SELECT count() FROM events WHERE distinct_id IN (SELECT distinct_id FROM events WHERE event = 'purchase') "
+        "AND event = '$pageview'",
+        ("count()",),
+        [(5,)],
+    ),
+    (
         "WITH first_seen AS (SELECT distinct_id, min(timestamp) AS first_ts FROM events GROUP BY distinct_id) "
         "SELECT e.distinct_id, count() AS events_after_first_day FROM events e JOIN first_seen f "
         "ON e.distinct_id = f.distinct_id WHERE e.timestamp > f.first_ts + INTERVAL 1 DAY "
@@ -260,6 +279,12 @@ CASES = [
         ("amount",),
         [(20.0,), (49.5,)],
     ),
+    (
+        "SELECT properties.amount::String AS amount, properties.amount::Int64 AS whole FROM events "
+        "WHERE distinct_id = 'u2' ORDER BY timestamp",
+        ("amount", "whole"),
+        [(None, None), (None, None), ("20", 20)],
+    ),
     ("SELECT count() FROM events WHERE properties.amount >= 20 AND properties.amount < 50", ("count()",), [(2,)]),
     (
         f"SELECT coalesce(properties.plan, 'unknown') AS plan, count() AS n FROM events WHERE {JAN} "
@@ -330,6 +355,11 @@ CASES = [
     # Time ranges written in every common form
     ("SELECT count() FROM events WHERE timestamp > '2024-01-04'", ("count()",), [(6,)]),
     ("SELECT count() FROM events WHERE timestamp >= '2024-01-03T00:00:00Z'", ("count()",), [(9,)]),
+    (
+        "SELECT e.timestamp FROM events e WHERE timestamp >= '2024-01-08T09:00:00Z' AND timestamp < '2024-01-09'",
+        ("timestamp",),
+        [(datetime.datetime(2024, 1, 8, 9),)],
+    ),
     (
         "SELECT count() FROM events WHERE timestamp BETWEEN '2024-01-02' AND '2024-01-03 23:59:59'",
         ("count()",),

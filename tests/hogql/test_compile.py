@@ -299,6 +299,13 @@ CASES = [
         100,
     ),
     (
+        "SELECT CURRENT_TIMESTAMP, CURRENT_DATE FROM events",
+        'SELECT now64(6, {pb_tz:String}) AS "CURRENT_TIMESTAMP", toDate(now64(6, {pb_tz:String})) AS "CURRENT_DATE()" '
+        f"FROM events AS pb_t0 WHERE {GUARD} LIMIT 101",
+        {"pb_tz": "UTC"},
+        100,
+    ),
+    (
         "SELECT sum(properties.mrr::Float64) AS total, properties.note::Int64 AS note FROM events",
         "SELECT sum(CAST(accurateCastOrNull(properties.\"mrr\", 'Float64') AS Nullable(Float64))) AS total, "
         "CAST(accurateCastOrNull(properties.\"note\", 'Float64') AS Nullable(Int64)) AS note "

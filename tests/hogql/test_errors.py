@@ -108,6 +108,7 @@ BAD_QUERIES = [
     ("SELECT `project_id` FROM events", NotAllowedError, PROJECT_ID, 1, 8, "`project_id`"),
     ("SELECT count() FROM events WHERE project_id = 'other'", NotAllowedError, PROJECT_ID, 1, 34, "project_id"),
     ("SELECT event AS project_id FROM events", NotAllowedError, PROJECT_ID, 1, 17, "project_id"),
+    ("SELECT properties AS e FROM events e WHERE e.project_id = 'other'", NotAllowedError, PROJECT_ID, 1, 46, "project_id"),
     (
         "SELECT properties.items[0] FROM events",
         PropertyAccessError,
