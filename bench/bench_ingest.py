@@ -2,6 +2,7 @@
 and the file importer.
 
 Usage: /work/venv/bin/python bench/bench_ingest.py [--requests N] [--concurrency 1 16 64] [--import-rows N]
+       [--cache-ingest-keys]
 
 (a) `Store.insert_events` with batches of 1, 100 and 1,000 events, and with 8 threads inserting one
     event each, in this process's store.
@@ -9,6 +10,8 @@ Usage: /work/venv/bin/python bench/bench_ingest.py [--requests N] [--concurrency
     own (bench/ingest_server.py). For each concurrency K, K async clients send single events to
     `POST /v1/analytics/<project>/` until N requests are sent or the time cap is reached. The table
     shows requests/s, client-side latency, and how many inserts the group commit made.
+    With --cache-ingest-keys, (b) runs again against a server whose key check queries the store
+    once per key; this shows what the per-request key query costs.
 (c) `import_file` on a generated CSV of feature usage, one event per row.
 """
 
@@ -42,6 +45,7 @@ from harness import (
     markdown_table,
     percentile,
     percentile_cells,
+    print_end_load,
     print_machine,
     temporary_store,
     time_interleaved,
@@ -93,7 +97,10 @@ def main() -> None:
         print_request_work(store, key, end)
         print_import(store, folder, args.import_rows, end)
 
-    print_http(args.concurrency, args.requests, args.level_seconds, end)
+    print_http(args.concurrency, args.requests, args.level_seconds, end, cache_keys=False)
+    if args.cache_ingest_keys:
+        print_http(args.concurrency, args.requests, args.level_seconds, end, cache_keys=True)
+    print_end_load()
 
 
 def parse_args() -> argparse.Namespace:
@@ -109,6 +116,10 @@ def parse_args() -> argparse.Namespace:
         "--level-seconds", type=float, default=30.0, help="time cap of each concurrency level in seconds (default 30)"
     )
     parser.add_argument("--import-rows", type=int, default=100_000, help="rows of the imported CSV (default 100,000)")
+    parser.add_argument(
+        "--cache-ingest-keys", action="store_true",
+        help="run (b) again against a server that checks each ingestion key once and then caches it",
+    )
     args = parser.parse_args()
     if args.requests < 1 or args.import_rows < 1 or args.level_seconds <= 0:
         parser.error("--requests and --import-rows must be at least 1, and --level-seconds above 0")
@@ -215,13 +226,15 @@ class LevelResult:
     client_cpu_s: float = 0.0
 
 
-def print_http(levels: list[int], max_requests: int, level_seconds: float, end: dt.datetime) -> None:
+def print_http(
+    levels: list[int], max_requests: int, level_seconds: float, end: dt.datetime, *, cache_keys: bool
+) -> None:
     with tempfile.TemporaryDirectory(prefix="pulseboard-bench-server-") as folder:
         port = free_port()
         log_path = Path(folder) / "server.log"
         try:
             with log_path.open("w") as log:
-                server, key = start_server(Path(folder) / "data", port, log)
+                server, key = start_server(Path(folder) / "data", port, log, cache_keys=cache_keys)
                 try:
                     results, stored = asyncio.run(
                         drive_levels(f"http://{HOST}:{port}", server.pid, key, levels, max_requests, level_seconds, end)
@@ -244,11 +257,15 @@ def print_http(levels: list[int], max_requests: int, level_seconds: float, end: 
             1000 * result.server_cpu_s / result.sent, 1000 * result.client_cpu_s / result.sent,
         ])
 
-    print("## (b) POST /v1/analytics/<project>/, one event per request")
-    print(
-        f"Server: `create_app` under uvicorn on {HOST} in a child process; clients: httpx2.AsyncClient in this "
-        "process, one connection per client. Both share the machine's CPUs."
-    )
+    if cache_keys:
+        print("## (b) What if: the same, with ingestion keys cached in the server's memory")
+        print("Each key is checked with a query once and then accepted from memory; pulseboard has no such cache.")
+    else:
+        print("## (b) POST /v1/analytics/<project>/, one event per request")
+        print(
+            f"Server: `create_app` under uvicorn on {HOST} in a child process; clients: httpx2.AsyncClient in "
+            "this process, one connection per client. Both share the machine's CPUs."
+        )
     print()
     print(markdown_table(
         ["clients", "requests", "2xx", "other", "seconds", "requests/s", "p50 ms", "p99 ms", "inserts",
@@ -268,9 +285,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_dir: Path, port: int, log: Any) -> tuple[subprocess.Popen[str], str]:
+def start_server(data_dir: Path, port: int, log: Any, *, cache_keys: bool) -> tuple[subprocess.Popen[str], str]:
     """Start bench/ingest_server.py and return the process and the project's ingestion key."""
     command = [sys.executable, str(SERVER_SCRIPT), "--data-dir", str(data_dir), "--port", str(port), "--project", PROJECT]
+    if cache_keys:
+        command.append("--cache-ingest-keys")
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
     assert server.stdout is not None
     ready, _, _ = select.select([server.stdout], [], [], SERVER_START_TIMEOUT_S)

@@ -20,9 +20,11 @@ from collections.abc import Callable
 
 from harness import (
     PERCENTILE_HEADERS,
+    current_rss_mb,
     markdown_table,
     peak_rss_mb,
     percentile_cells,
+    print_end_load,
     print_machine,
     temporary_store,
     time_interleaved,
@@ -91,6 +93,7 @@ def main() -> None:
             project_id = f"demo-{extra_accounts}"
             load(store, project_id, extra_accounts)
             print_measurements(store, settings, project_id, args.runs, args.compile_runs)
+    print_end_load()
 
 
 def parse_args() -> argparse.Namespace:
@@ -123,6 +126,10 @@ def load(store: Store, project_id: str, extra_accounts: int) -> None:
         f"{stored:,} events generated and stored in {loaded - started:.1f} s "
         f"({stored / (loaded - started):,.0f} events/s, generation included); "
         f"table merged in {merged - loaded:.1f} s."
+    )
+    print(
+        f"After loading: RSS {current_rss_mb():,.0f} MiB, peak RSS so far {peak_rss_mb():,.0f} MiB "
+        "(the generator builds every event in memory before storing them)."
     )
     print()
 
@@ -158,7 +165,7 @@ def print_measurements(store: Store, settings: Settings, project_id: str, runs: 
 
     print(markdown_table(["measurement", *PERCENTILE_HEADERS, "rows returned"], rows))
     print()
-    print(f"Peak RSS of the process after `{project_id}`: {peak_rss_mb():,.0f} MiB")
+    print(f"After the queries: RSS {current_rss_mb():,.0f} MiB, peak RSS so far {peak_rss_mb():,.0f} MiB.")
     print()
 
 

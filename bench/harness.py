@@ -131,6 +131,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_rss_mb() -> float:
+    """Return the resident set size of this process now, in MiB, from /proc/self/status (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def machine_summary() -> list[str]:
     """Describe the CPU, memory and software versions the figures were measured with."""
     lines = [
@@ -157,6 +165,10 @@ def print_machine(store: Store | None = None) -> None:
     if store is not None:
         print(f"- ClickHouse server version (chDB): {store.client.server_version}")
     print()
+
+
+def print_end_load() -> None:
+    print(f"Load average (1, 5, 15 min) at the end: {load_average()}")
 
 
 def load_average() -> str:

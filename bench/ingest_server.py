@@ -1,6 +1,6 @@
 """Serve pulseboard's web app on 127.0.0.1 for bench_ingest.py, in a process of its own.
 
-Usage: python bench/ingest_server.py --data-dir DIR --port PORT --project ID
+Usage: python bench/ingest_server.py --data-dir DIR --port PORT --project ID [--cache-ingest-keys]
 
 The app is `create_app`, as `pulseboard serve` builds it, under uvicorn with the same options and
 INFO logging to stderr. One extra route, `GET /bench/stats`, returns the event writer's insert
@@ -18,6 +18,7 @@ import secrets
 import sys
 
 import uvicorn
+from clickhouse_connect.driver.client import Client
 from starlette.responses import JSONResponse
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,9 +26,31 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pulseboard.server.app import create_app
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.settings import load_settings
-from pulseboard.server.store import Store
+from pulseboard.server.store import Store, hash_key
 
 STATS_PATH = "/bench/stats"
+
+
+class KeyCachingStore(Store):
+    """A store that remembers accepted ingestion keys, to measure what a key cache would save.
+
+    pulseboard's own `Store.check_ingest_key` runs one query per request. This variant is used
+    only with `--cache-ingest-keys` and never forgets a key, so it is no model for revocation.
+    """
+
+    def __init__(self, client: Client, url: str = "") -> None:
+        super().__init__(client, url)
+        self._accepted: set[tuple[str, str]] = set()
+
+    def check_ingest_key(self, project_id: str, key: str) -> bool:
+        entry = (project_id, hash_key(key))
+        if entry in self._accepted:
+            return True
+
+        accepted = super().check_ingest_key(project_id, key)
+        if accepted:
+            self._accepted.add(entry)
+        return accepted
 
 
 def with_stats_route(app: Starlette, store: Store, project_id: str) -> ASGIApp:
@@ -52,13 +75,18 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="empty folder for the store and the API token")
     parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
     parser.add_argument("--project", required=True, help="project to create for the ingested events")
+    parser.add_argument(
+        "--cache-ingest-keys", action="store_true",
+        help="check each ingestion key with a query once, then accept it from memory (a what-if)",
+    )
     args = parser.parse_args()
 
     settings = load_settings(data_dir=args.data_dir, host="127.0.0.1", port=args.port, log_level="INFO")
     logging.basicConfig(
         stream=sys.stderr, level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    store = Store.open(settings.clickhouse_url)
+    store_class = KeyCachingStore if args.cache_ingest_keys else Store
+    store = store_class.open(settings.clickhouse_url)
     try:
         _, key = store.create_project(args.project)
         app = create_app(Runtime(settings, store), api_token=secrets.token_urlsafe(32))

@@ -130,6 +130,10 @@ def _read_type(path: PropertyPath, context: CompileContext) -> PropertyType:
         return "String"
 
     recorded = context.property_types.get(path.type_key, "String")
+    if recorded in ("Numeric", "Boolean") and _is_to_string_argument(path.node):
+        # toString asks for the text as sent: an account id first sent as 42 must still read
+        # "b" for another event, where a Numeric read would give NULL.
+        return "String"
     if recorded != "String":
         return recorded
 
@@ -147,6 +151,11 @@ def _cast_target(node: exp.Expr) -> exp.DataType | None:
     if not isinstance(parent, exp.Cast) or parent.this is not node:
         return None
     return parent.to
+
+
+def _is_to_string_argument(node: exp.Expr) -> bool:
+    parent = node.parent
+    return isinstance(parent, exp.Anonymous) and parent.name == "toString" and node.arg_key == "expressions"
 
 
 def _is_string_function_argument(node: exp.Expr) -> bool:

@@ -216,11 +216,13 @@ description = "Revenue component, 0 to 100."
 WITH
     billing_events AS (
         SELECT
-            {account_property} AS account,
+            toString({account_property}) AS account,
             event = 'subscription_cancelled' AS is_cancellation,
             timestamp,
-            properties.plan AS event_plan,
-            properties.mrr AS event_mrr
+            -- Explicit conversions keep the recipe working whatever type each property was first
+            -- sent as (an mrr of "750" or a plan of 3), and when no event carries it yet.
+            toString(properties.plan) AS event_plan,
+            toFloat(properties.mrr) AS event_mrr
         FROM events
         WHERE event IN ('subscription_started', 'plan_changed', 'subscription_cancelled')
             AND timestamp <= {as_of}
@@ -256,7 +258,7 @@ WITH
             countIf(event = '$exception') AS errors_30d,
             countIf(event = 'support_ticket_opened') AS tickets_30d
         FROM (
-            SELECT {account_property} AS account, event, timestamp
+            SELECT toString({account_property}) AS account, event, timestamp
             FROM events
             WHERE timestamp > {as_of} - INTERVAL 30 DAY AND timestamp <= {as_of}
         )

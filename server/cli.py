@@ -225,6 +225,8 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], output_for
     from pulseboard.server.demo import format_table
 
     print(format_table(list(columns), [list(row) for row in rows]))
+    if not rows:
+        print("(0 rows)")
 
 
 # Commands
@@ -236,6 +238,20 @@ class StopRequested(Exception):
 
 def raise_stop_requested(signum: int, frame: object) -> None:
     raise StopRequested()
+
+
+def check_port_free(settings: Settings) -> None:
+    """Fail before printing any banner when the port is taken, naming the way to choose another."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as error:
+            raise CommandError(
+                f"Cannot listen on {settings.host}:{settings.port}: {error.strerror}. Stop the process "
+                "that uses it, or choose another port with --port N or PULSEBOARD_PORT."
+            ) from None
 
 
 def run_uvicorn(app: Any, settings: Settings) -> None:
@@ -260,6 +276,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from pulseboard.server.app import create_app
     from pulseboard.server.runtime import Runtime
 
+    check_port_free(settings)
     token = api_token(settings, create=True)
     opened = OpenedStore(settings, "serve")
     logger.info("pulseboard serve opened the store %s", redact_url(settings.clickhouse_url))
@@ -558,7 +575,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", help="Data folder (PULSEBOARD_DATA_DIR); default ~/.local/share/pulseboard.")
+    common.add_argument("--data-dir", help="Data folder (PULSEBOARD_DATA_DIR); default ~/.local/share/pulseboard, and a new temporary folder for demo.")
     common.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (PULSEBOARD_LOG_LEVEL); default INFO.")
 
     network = argparse.ArgumentParser(add_help=False)
@@ -633,7 +650,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             overrides[name] = value
     if args.command == "demo" and "data_dir" not in overrides:
         overrides["data_dir"] = tempfile.mkdtemp(prefix="pulseboard-demo-")
+    if args.command in QUIET_COMMANDS and "log_level" not in overrides and "PULSEBOARD_LOG_LEVEL" not in os.environ:
+        overrides["log_level"] = "WARNING"
     return load_settings(**overrides)
+
+
+# Commands that print a result log only warnings unless --log-level or PULSEBOARD_LOG_LEVEL asks
+# for more, so their output is not buried under request lines.
+QUIET_COMMANDS = {"project", "query", "import", "publish"}
 
 
 def configure_logging(level: str) -> None:
@@ -642,6 +666,9 @@ def configure_logging(level: str) -> None:
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The HTTP client logs every request at INFO; its failures still surface as errors.
+    for name in ("httpx2", "httpx", "httpcore", "mcp.client"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -51,8 +51,8 @@ source = "import"
 
 Property types are `string`, `number` (an integer stays an integer), `boolean` (true/false,
 t/f, yes/no, y/n, 1/0, in any case) and `datetime`. A datetime is sent to the store as ISO 8601
-text in UTC, and `format` sets a strptime format to read it. ClickHouse's JSON column infers a
-DateTime type from such text. An empty CSV cell, or a missing or null JSON value, leaves the
+text in UTC, and `format` sets a strptime format to read it. The store keeps that text as it is, so
+queries compare it with `toDateTime(properties.name)`. An empty CSV cell, or a missing or null JSON value, leaves the
 property out. `split = true` divides a number evenly over the `count` copies of a row, so that
 sums over the events equal the column's total. A `count` above 1,000 makes the row invalid.
 Templates fill `{column}` with the row's text, lookups included, and a row whose template names

@@ -104,6 +104,7 @@ NOT_FOUND_BODY = {
     }
 }
 SERVER_ERROR_TITLE = "This result cannot be shown"
+NOT_FOUND_TITLE = "Publication not found"
 
 
 # The cache
@@ -340,7 +341,7 @@ async def respond(request: Request, summary: RequestSummary) -> Response:
         if valid_id and key:
             publication = await anyio.to_thread.run_sync(runtime.store.open_publication, publication_id, key)
         if publication is None:
-            return not_found_response()
+            return not_found_response(request, output_format)
 
         cache: PublicationCache = request.app.state.publications
         result, summary.cache = await cache.get(publication)
@@ -476,7 +477,14 @@ def result_response(
     return page_templates().TemplateResponse(request, TEMPLATE_NAME, context, headers=headers)
 
 
-def not_found_response() -> Response:
+def not_found_response(request: Request, output_format: Format) -> Response:
+    """Build the one 404 of each format, whatever the reason: the response must not reveal whether
+    the id exists, the key is wrong, or the publication was revoked or has expired."""
+    if output_format == "html":
+        return error_response(
+            request, "html", 404, "not_found", NOT_FOUND_BODY["error"]["message"], title=NOT_FOUND_TITLE
+        )
+
     headers = {**base_headers(), "Cache-Control": "no-store", "Content-Security-Policy": DATA_CSP}
     return JSONResponse(NOT_FOUND_BODY, status_code=404, headers=headers)
 
@@ -488,6 +496,7 @@ def error_response(
     code: str,
     message: str,
     error_id: str | None = None,
+    title: str = SERVER_ERROR_TITLE,
 ) -> Response:
     """Build an error in the requested format: an HTML page for HTML, JSON otherwise."""
     headers = {**base_headers(), "Cache-Control": "no-store"}
@@ -501,7 +510,7 @@ def error_response(
     nonce = secrets.token_urlsafe(16)
     headers["Content-Security-Policy"] = page_csp(nonce)
     context = {
-        "error": {"title": SERVER_ERROR_TITLE, "message": message, "error_id": error_id},
+        "error": {"title": title, "message": message, "error_id": error_id},
         "nonce": nonce,
     }
     return page_templates().TemplateResponse(

@@ -424,9 +424,17 @@ class Store:
         started = time.perf_counter()
         result = self._query(sql, parameters, settings)
         elapsed_ms = (time.perf_counter() - started) * 1000
+        columns = list(result.column_names)
+        types = [column_type.name for column_type in result.column_types]
+        if not columns:
+            # clickhouse-connect returns no column metadata for an empty result, so describe the
+            # query to keep headers in empty tables and CSV files.
+            described = self._query(f"DESCRIBE TABLE ({sql})", parameters, settings).result_rows
+            columns = [row[0] for row in described]
+            types = [row[1] for row in described]
         return QueryResult(
-            columns=list(result.column_names),
-            types=[column_type.name for column_type in result.column_types],
+            columns=columns,
+            types=types,
             rows=[list(row) for row in result.result_rows],
             elapsed_ms=elapsed_ms,
         )

@@ -778,3 +778,25 @@ def test_empty_api_token_matches_nothing(store: Store, tmp_path: Path, project):
     assert listed.json() == INVALID_TOKEN
     assert ingested.status_code == 401
     assert ingested.json()["error"]["code"] == "invalid_key"
+
+
+def test_serve_busy_port_fails_early(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--data-dir", str(tmp_path / "data"), "--port", str(port))
+    assert result.returncode == 2
+    assert "pulseboard serving" not in result.stderr
+    assert f"pulseboard: Cannot listen on 127.0.0.1:{port}: Address already in use." in result.stderr
+    assert "--port N or PULSEBOARD_PORT" in result.stderr
+
+
+def test_query_empty_result_says_so(tmp_path: Path):
+    data = str(tmp_path / "data")
+    assert run_cli("project", "create", "empty", "--data-dir", data).returncode == 0
+    result = run_cli("query", "SELECT event, count() AS n FROM events GROUP BY event", "--project", "empty",
+                     "--data-dir", data)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["event  n", "-----  -", "(0 rows)"]
+    assert result.stderr == ""

@@ -173,7 +173,8 @@ async def test_published_recipe_matches_run_recipe(demo_server: DemoServer):
         as_csv = await http.get(url + "&format=csv")
         as_html = await http.get(url)
         wrong_key = await http.get(re.sub(r"key=[^&]+", "key=wrong", url) + "&format=json")
-        no_key = await http.get(url.split("?")[0])
+        no_key = await http.get(url.split("?")[0] + "?format=json")
+        no_key_page = await http.get(url.split("?")[0])
 
     assert as_json.status_code == 200
     assert as_json.json()["rows"] == expected_rows
@@ -193,6 +194,8 @@ async def test_published_recipe_matches_run_recipe(demo_server: DemoServer):
     assert wrong_key.status_code == 404
     assert no_key.status_code == 404
     assert wrong_key.text == no_key.text
+    assert no_key_page.status_code == 404
+    assert "Publication not found" in no_key_page.text
 
 
 def test_second_process_fails_with_guidance(demo_server: DemoServer):

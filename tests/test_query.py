@@ -6,7 +6,7 @@ import pytest
 
 from pulseboard.server.settings import Settings
 from pulseboard.server.store import Store
-from pulseboard.tools.errors import QueryFailedError
+from pulseboard.tools.errors import QueryFailedError, UserInputError
 from pulseboard.tools.query import run_hogql
 
 
@@ -56,3 +56,11 @@ def test_limit_above_maximum_is_clamped(store: Store, settings: Settings):
     assert output.row_count == 10000
     assert output.truncated is True
     assert output.rows[-1] == [9999]
+
+
+def test_unknown_project_is_an_error(store: Store, settings: Settings):
+    with pytest.raises(UserInputError) as raised:
+        run_hogql(store, settings, "nope", "SELECT count() FROM events")
+    assert str(raised.value) == (
+        "Project 'nope' does not exist; check the project_id, or create it with `pulseboard project create`."
+    )

@@ -278,7 +278,7 @@ def test_bind_rejects_bad_parameters(params: dict[str, Any], message: str):
 def test_render_writes_property_path_only():
     hogql, placeholders = health().render({"account_property": "$groups.company", "limit": 5}, now=NOW)
 
-    assert "properties.$groups.company AS account" in hogql
+    assert "toString(properties.$groups.company) AS account" in hogql
     assert "{account_property}" not in hogql
     assert "{limit}" in hogql
     assert "account_property" not in placeholders
@@ -629,3 +629,31 @@ def test_run_recipe_rejects_bad_requests(store: Store, settings: Settings, proje
         run_recipe(store, settings, project[0].project_id, recipe_id, params)
 
     assert str(raised.value) == message
+
+
+def test_health_empty_project(store: Store, settings: Settings, project):
+    created, _ = project
+    output = run_recipe(store, settings, created.project_id, "account_health_score", {})
+    assert output.rows == []
+    assert [column.name for column in output.columns][:3] == ["account", "plan", "mrr"]
+
+
+def test_health_reads_properties_of_any_first_type(store: Store, settings: Settings, project):
+    """The first type recorded for account_id, mrr and plan must not hide values sent as another type."""
+    created, _ = project
+    now = dt.datetime.now(dt.timezone.utc)
+    events = [
+        {"event": "subscription_started", "distinct_id": "u1", "timestamp": (now - dt.timedelta(days=40)).isoformat(),
+         "properties": {"account_id": 42, "mrr": "750", "plan": 3}},
+        {"event": "subscription_started", "distinct_id": "u2", "timestamp": (now - dt.timedelta(days=40)).isoformat(),
+         "properties": {"account_id": "beta", "mrr": 250, "plan": "pro"}},
+        {"event": "report_exported", "distinct_id": "u1", "timestamp": (now - dt.timedelta(days=3)).isoformat(),
+         "properties": {"account_id": "42"}},
+    ]
+    ingest_events(store, created.project_id, events, now=now)
+    assert store.property_types(created.project_id) == {"account_id": "Numeric", "mrr": "String", "plan": "Numeric"}
+
+    rows = rows_by_account(run_recipe(store, settings, created.project_id, "account_health_score", {}))
+    assert sorted(rows) == ["42", "beta"]
+    assert (rows["42"]["plan"], rows["42"]["mrr"], rows["42"]["events_30d"]) == ("3", 750.0, 1)
+    assert (rows["beta"]["plan"], rows["beta"]["mrr"], rows["beta"]["events_30d"]) == ("pro", 250.0, 0)

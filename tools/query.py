@@ -18,7 +18,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from pulseboard.hogql import CompileContext, compile_query, restore_table_aliases
 from pulseboard.server.settings import Settings
 from pulseboard.server.store import Store
-from pulseboard.tools.errors import QueryFailedError, clickhouse_message
+from pulseboard.tools.errors import QueryFailedError, UserInputError, clickhouse_message
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,12 @@ def run_hogql(
 ) -> QueryOutput:
     """Compile and run one HogQL query in a project; compile errors propagate as HogQLError."""
     project = store.get_project(project_id)
-    timezone = project.timezone if project else "UTC"
+    if project is None:
+        raise UserInputError(
+            f"Project {project_id!r} does not exist; check the project_id, or create it with "
+            "`pulseboard project create`."
+        )
+    timezone = project.timezone
     context = CompileContext(
         project_id=project_id,
         property_types=store.property_types(project_id),

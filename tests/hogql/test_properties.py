@@ -141,3 +141,14 @@ def test_properties_datetime_in_project_timezone(typed_project):
     # ClickHouse's JSON type stored both strings as DateTime64 instants at insert (in UTC),
     # so the read shows those instants in the project's timezone.
     assert result.rows == [("2024-02-02 23:05:06.000000",), ("2024-02-03 05:00:00.000000",)]
+
+
+def test_properties_to_string_reads_text_as_sent(typed_project):
+    # mrr is recorded Numeric, yet toString must show "abc" and "[1]" as sent, not NULL.
+    result = typed_project.run(
+        "SELECT distinct_id, toString(properties.mrr) FROM events WHERE distinct_id IN ('r1', 'r2', 'r3', 'r4')"
+        + ORDER,
+        property_types=TYPES,
+    )
+
+    assert result.rows == [("r1", "42"), ("r2", "42.5"), ("r3", "abc"), ("r4", "[1]")]
