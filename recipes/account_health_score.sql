@@ -347,7 +347,12 @@ SELECT
                 'little usage growth: +', toString(round(100 * trend / greatest(events_prev_14d, 1))),
                 '% (+', toString(trend), ' events)'
             ),
-        top_lost = usage_lost, concat('low usage: ', toString(events_30d), ' events in 30 days'),
+        -- Usage is scored against the busiest account, so the signal says how far behind it is.
+        top_lost = usage_lost,
+            concat(
+                'usage: ', toString(events_30d), ' events in 30 days, ',
+                toString(round(100 * events_30d / greatest(max(events_30d) OVER (), 1))), '% of the busiest account'
+            ),
         concat('low revenue: ', toString(mrr), ' MRR')
     ) AS top_risk_signal,
     round(100 * usage_component, 1) AS usage_score,

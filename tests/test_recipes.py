@@ -58,7 +58,7 @@ ALLOWED_STATUS = {
 REFERENCE_SCORES = {
     "megacorp": (33.4, "critical", "errors: 89, support tickets: 6 in 30 days"),
     "globex": (54.4, "warn", "errors: 22, support tickets: 3 in 30 days"),
-    "tinyco": (61.2, "ok", "low usage: 120 events in 30 days"),
+    "tinyco": (61.2, "ok", "usage: 120 events in 30 days, 1% of the busiest account"),
     "innovate": (96.5, "champion", "none"),
     "acme": (97.6, "champion", "none"),
 }
