@@ -3,8 +3,9 @@
 Usage: /work/venv/bin/python bench/bench_property_reads.py [--events N] [--other-events M] [--runs R]
 
 The store gets N events in the project `bench` and M events in the project `neighbour`, with the
-mixed stored types described in generators.py. Every query is run once to warm up, then R times;
-the tables show the median and the spread. Figures are printed as Markdown, never asserted.
+mixed stored types described in generators.py. The queries of each table run in rounds, one run
+of each per round: one warm-up round, then R timed rounds. The tables show the median and the
+spread. Figures are printed as Markdown, never asserted.
 """
 
 from __future__ import annotations

@@ -9,11 +9,13 @@ aggregate classes), so the allowlist checks the name the user wrote and ClickHou
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlglot import exp
 from sqlglot.dialects.clickhouse import ClickHouse
 from sqlglot.generators.clickhouse import ClickHouseGenerator
 from sqlglot.parsers.clickhouse import ClickHouseParser
-from sqlglot.tokens import Token
+from sqlglot.tokens import Token, TokenType
 
 # Calls with special argument syntax that still need sqlglot's own parsing: CAST(x AS T),
 # EXTRACT(DAY FROM t), tuple(...) (TUPLE is a keyword token) and TRIM(BOTH ' ' FROM s).
@@ -21,6 +23,10 @@ _KEPT_FUNCTION_PARSERS = ("CAST", "EXTRACT", "TUPLE", "TRIM")
 
 # Meta key on Placeholder nodes: the ClickHouse type to print, such as "DateTime64(6, 'UTC')".
 PARAMETER_TYPE_KEY = "pb_parameter_type"
+# Meta keys on Join and Interval nodes: the JOIN or INTERVAL keyword token and the last token
+# of the node, because sqlglot keeps no position for keywords and error messages need one.
+KEYWORD_TOKEN_KEY = "pb_keyword_token"
+LAST_TOKEN_KEY = "pb_last_token"
 
 
 class HogQLParser(ClickHouseParser):
@@ -59,6 +65,29 @@ class HogQLParser(ClickHouseParser):
         if isinstance(function, exp.Func) and "start" not in function.meta and name_token:
             function.update_positions(name_token)
         return expression
+
+    def _parse_join(
+        self,
+        skip_join_token: bool = False,
+        parse_bracket: bool = False,
+        alias_tokens: Collection[TokenType] | None = None,
+    ) -> exp.Join | None:
+        start = self._index
+        join = super()._parse_join(
+            skip_join_token=skip_join_token, parse_bracket=parse_bracket, alias_tokens=alias_tokens
+        )
+        if join is not None:
+            keyword = next((token for token in self._tokens[start : self._index] if token.token_type == TokenType.JOIN), None)
+            join.meta[KEYWORD_TOKEN_KEY] = keyword
+        return join
+
+    def _parse_interval(self, require_interval: bool = True, parse_function_unit: bool = True) -> exp.Expr | None:
+        keyword = self._curr
+        interval = super()._parse_interval(require_interval=require_interval, parse_function_unit=parse_function_unit)
+        if isinstance(interval, exp.Interval) and keyword is not None and keyword.token_type == TokenType.INTERVAL:
+            interval.meta[KEYWORD_TOKEN_KEY] = keyword
+            interval.meta[LAST_TOKEN_KEY] = self._prev
+        return interval
 
     def raise_error(self, message: str, token: Token | None = None) -> None:
         # ParseError carries line and column but not the character offset, which the

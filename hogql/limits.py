@@ -12,9 +12,12 @@ from collections.abc import Iterator, Mapping
 from sqlglot import exp
 
 from .context import CompileContext
-from .errors import UnsupportedError
+from sqlglot.tokens import TokenType
+
+from .errors import HogQLError, UnsupportedError
 from .parse import USER_PLACEHOLDER_KEY, ParsedQuery
-from .positions import error_at
+from .positions import error_at, node_span
+from .source import quoted
 
 # Meta key on the Limit node that carries the row cap.
 ROW_CAP_KEY = "pb_row_cap"
@@ -86,8 +89,24 @@ def _limit_value(limit: exp.Limit, placeholders: Mapping[str, tuple[object, str]
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
 
-    message = "LIMIT must be a whole number, or a placeholder holding one."
-    raise error_at(parsed.source, UnsupportedError, message, expression)
+    raise _limit_error(expression, parsed)
+
+
+def _limit_error(expression: exp.Expr, parsed: ParsedQuery) -> HogQLError:
+    message = "LIMIT must be a whole number of 0 or more, or a placeholder holding one"
+    span = node_span(expression)
+    if span is None:
+        return error_at(parsed.source, UnsupportedError, f"{message}.", expression)
+
+    start, end = span
+    if isinstance(expression, exp.Neg):
+        # sqlglot keeps no position for the minus sign of `LIMIT -1`; it is the '-' just before.
+        dashes = [token for token in parsed.tokens if token.token_type == TokenType.DASH and token.end < start]
+        start = dashes[-1].start if dashes else start
+
+    original_start, original_end = parsed.source.original_span(start, end)
+    found = parsed.source.original[original_start:original_end]
+    return parsed.source.error_at_rewritten(UnsupportedError, f"{message}; found {quoted(found)}.", start, end)
 
 
 def _set_operation_arms(node: exp.Expr) -> Iterator[exp.Select]:

@@ -10,20 +10,23 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
+from .brackets import check_brackets
 from .dialect import PARAMETER_TYPE_KEY, HogQLDialect
 from .errors import HogQLSyntaxError, NotAllowedError
+from .incomplete import check_incomplete_tokens, check_incomplete_tree
+from .parse_errors import parse_error
 from .prelex import MARKER_PREFIX, PrelexResult
-from .source import SourceText
+from .source import SourceText, quoted
 
 DIALECT = HogQLDialect()
 
 QUERY_TYPES = (exp.Select, exp.SetOperation)
 _INTEGER = re.compile(r"\d+\Z")
-# sqlglot puts token reprs into some messages: "Expected table name but got <Token token_type:
-# TokenType.WHERE, text: WHERE, line: 1, ...>"; the message shows the token's text instead.
-_TOKEN_REPR = re.compile(
-    r"<Token token_type: [^,]*, text: (.*?), line: \d+, col: \d+, start: \d+, end: \d+, comments: \[.*?\]>"
-)
+EMPTY_QUERY = "The query is empty. Write a SELECT statement."
+ONLY_COMMENTS = "The query contains only comments. Write a SELECT statement."
+# Tokens a query may start with; keywords such as INSERT parse, and are rejected after parsing.
+_QUERY_STARTS = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.FROM, TokenType.L_PAREN})
+_NOT_KEYWORDS = frozenset({TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING, TokenType.NUMBER})
 # Meta key on user placeholders, so later steps can tell them from the compiler's parameters.
 USER_PLACEHOLDER_KEY = "pb_user_placeholder"
 
@@ -40,19 +43,24 @@ def parse(prelexed: PrelexResult, placeholders: Mapping[str, tuple[object, str]]
     source = prelexed.source
     tokens = _tokenize(source)
     if not tokens:
-        raise HogQLSyntaxError("The query is empty. Write a SELECT statement.")
+        raise HogQLSyntaxError(ONLY_COMMENTS if source.rewritten.strip() else EMPTY_QUERY)
+    if all(token.token_type == TokenType.SEMICOLON for token in tokens):
+        raise HogQLSyntaxError(EMPTY_QUERY)
 
     _check_single_statement(tokens, source)
     _check_into_outfile(tokens, source)
+    _check_query_start(tokens, source)
+    check_brackets(tokens, source)
+    check_incomplete_tokens(tokens, source)
 
     parser = DIALECT.parser(error_level=ErrorLevel.IMMEDIATE)
     try:
         statements = [statement for statement in parser.parse(tokens, source.rewritten) if statement]
     except ParseError as error:
-        raise _syntax_error(error, parser.error_token, source) from None
+        raise parse_error(error, parser.error_token, tokens, source) from None
 
     if not statements:
-        raise HogQLSyntaxError("The query is empty. Write a SELECT statement.")
+        raise HogQLSyntaxError(EMPTY_QUERY)
 
     tree = _unwrap_parentheses(statements[0])
     if not isinstance(tree, QUERY_TYPES):
@@ -64,6 +72,7 @@ def parse(prelexed: PrelexResult, placeholders: Mapping[str, tuple[object, str]]
             tokens[0].end + 1,
         )
 
+    check_incomplete_tree(tree, source)
     _bind_placeholders(tree, prelexed.placeholder_names, placeholders, tokens)
     _restore_interval_numbers(tree)
     return ParsedQuery(tree=tree, tokens=tokens, source=source)
@@ -91,13 +100,15 @@ def _tokenize(source: SourceText) -> list[Token]:
         return DIALECT.tokenize(source.rewritten)
     except TokenError as error:
         start = error.start if error.start is not None else 0
-        raise source.error_at_rewritten(
-            HogQLSyntaxError, "The query could not be tokenized.", start, error.end
-        ) from None
+        end = error.end if error.end is not None else start + 1
+        original_start, original_end = source.original_span(start, end)
+        near = source.original[original_start:original_end]
+        message = f"Syntax error near {quoted(near)}: this text cannot be read as SQL."
+        raise source.error_at_rewritten(HogQLSyntaxError, message, start, end) from None
 
 
 def _check_single_statement(tokens: list[Token], source: SourceText) -> None:
-    """Reject text after the first `;`; one trailing `;` is accepted."""
+    """Reject text after the first `;`; semicolons at the end of the query are accepted."""
     for index, token in enumerate(tokens):
         if token.token_type != TokenType.SEMICOLON:
             continue
@@ -124,20 +135,20 @@ def _check_into_outfile(tokens: list[Token], source: SourceText) -> None:
             )
 
 
-def _syntax_error(error: ParseError, token: Token | None, source: SourceText) -> HogQLSyntaxError:
-    description = (error.errors[0].get("description") if error.errors else None) or str(error)
-    description = _TOKEN_REPR.sub(lambda match: repr(match.group(1)), description).rstrip(".")
-    if token is None:
-        return HogQLSyntaxError(f"Syntax error: {description}.")
+def _check_query_start(tokens: list[Token], source: SourceText) -> None:
+    """Reject a query that starts with a name or a value, such as a misspelled SELECT."""
+    first = tokens[0]
+    if first.token_type in _QUERY_STARTS:
+        return
+    if first.token_type not in _NOT_KEYWORDS and first.text[:1].isalpha():
+        return
 
-    start, end = source.original_span(token.start, token.end + 1)
-    near = source.original[start:end]
-    message = f"Syntax error: {description}."
-    if near and repr(near) not in description:
-        message = f"Syntax error: {description} near {near!r}."
-
-    line, column = source.line_column(start)
-    return HogQLSyntaxError(message, line=line, column=column, fragment=near or None)
+    start, end = source.original_span(first.start, first.end + 1)
+    found = source.original[start:end]
+    message = f"The query must start with SELECT or WITH; found {quoted(found)}."
+    if found.startswith("`") and first.text.split()[:1] and first.text.split()[0].upper() in ("SELECT", "WITH"):
+        message += " Remove the backticks around the query."
+    raise source.error(HogQLSyntaxError, message, start, end)
 
 
 def _restore_interval_numbers(tree: exp.Expr) -> None:

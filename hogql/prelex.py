@@ -2,6 +2,7 @@
 
 - A bare word containing `$` (`$session_id`, `properties.$browser`) becomes a quoted identifier,
   because sqlglot 30.31 fails to tokenize `$` outside quotes.
+- A Markdown code fence around the query is dropped; any other triple backtick is rejected.
 - `{name}` and `{variables.name}` become parameter markers that parse as ClickHouse query
   parameters; the parse step swaps in the caller's name and declared type. Any other `{...}` is
   rejected here, because sqlglot silently parses `{filters}` as an empty `map()`.
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import HogQLSyntaxError, PlaceholderError
+from .fences import FENCE, FENCE_MESSAGE, fenced_span
 from .source import SourceText
 
 # A user placeholder name. The keys of CompileContext.placeholders follow the same rule.
@@ -40,12 +42,14 @@ class PrelexResult:
 
 
 def prelex(text: str, placeholders: Mapping[str, tuple[object, str]]) -> PrelexResult:
-    """Rewrite `$` identifiers and placeholders; raise on any other brace."""
+    """Drop code fences, rewrite `$` identifiers and placeholders; raise on any other brace."""
     result = PrelexResult(source=SourceText(original=text))
-    position = 0
+    position, end = fenced_span(text)
+    # Offsets in `query` equal offsets in `text`, so errors point into the text as written.
+    query = text[:end]
 
-    while position < len(text):
-        position = _scan_one(text, position, placeholders, result)
+    while position < len(query):
+        position = _scan_one(query, position, placeholders, result)
 
     return result
 
@@ -56,6 +60,9 @@ def _scan_one(
     """Copy or rewrite the piece of `text` starting at `position`; return where the next begins."""
     source = result.source
     character = text[position]
+
+    if text.startswith(FENCE, position):
+        raise source.error(HogQLSyntaxError, FENCE_MESSAGE, position, position + len(FENCE))
 
     if character in "'\"`":
         end = _quoted_end(text, position, source)
@@ -129,8 +136,14 @@ def _quoted_end(text: str, start: int, source: SourceText) -> int:
 
         position += 1
 
-    kind = "string literal" if quote == "'" else "quoted identifier"
-    raise source.error(HogQLSyntaxError, f"Unterminated {kind}.", start, start + 1)
+    if quote == "'":
+        message = (
+            "Unterminated string literal: the quote that opens it is never closed. "
+            "Write a quote inside a string as \\' or ''."
+        )
+    else:
+        message = f"Unterminated quoted identifier: the {quote} that opens it is never closed."
+    raise source.error(HogQLSyntaxError, message, start, start + 1)
 
 
 def _block_comment_end(text: str, start: int, source: SourceText) -> int:
@@ -153,7 +166,9 @@ def _block_comment_end(text: str, start: int, source: SourceText) -> int:
 
         position += 1
 
-    raise source.error(HogQLSyntaxError, "Unterminated /* comment.", start, start + 2)
+    raise source.error(
+        HogQLSyntaxError, "Unterminated comment: the /* that opens it is never closed with */.", start, start + 2
+    )
 
 
 def _replace_placeholder(

@@ -10,7 +10,16 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+from sqlglot.tokens import Token
+
 from .errors import HogQLError
+
+
+def quoted(text: str) -> str:
+    """Quote text for a message: 'text', or "text" when it contains a single quote."""
+    if "'" in text and '"' not in text:
+        return f'"{text}"'
+    return f"'{text}'"
 
 
 @dataclass
@@ -95,3 +104,15 @@ class SourceText:
         end = rewritten_start + 1 if rewritten_end is None else rewritten_end
         start, end = self.original_span(rewritten_start, end)
         return self.error(error_class, message, start, end)
+
+    def error_at_tokens(
+        self, error_class: type[HogQLError], message: str, first: Token, last: Token | None = None
+    ) -> HogQLError:
+        """Build an error located at `first`, or at the text from `first` to `last`."""
+        end = (last or first).end + 1
+        return self.error_at_rewritten(error_class, message, first.start, end)
+
+    def token_position(self, token: Token) -> str:
+        """Describe where `token` starts in the original text, as errors print it: "Line 2, Col 14"."""
+        line, column = self.line_column(self.original_offset(token.start))
+        return f"Line {line}, Col {column}"

@@ -11,10 +11,10 @@ from sqlglot.tokens import TokenType
 
 from .errors import HogQLError, NotAllowedError, PropertyAccessError, UnknownFunctionError, UnsupportedError
 from .functions import lookup_function, rejection_reason
-from .parse import USER_PLACEHOLDER_KEY, ParsedQuery
+from .parse import DIALECT, USER_PLACEHOLDER_KEY, ParsedQuery
 from .paths import iter_property_paths
-from .positions import error_at, error_at_name
-from .source import SourceText
+from .positions import error_at, error_at_name, node_span
+from .source import SourceText, quoted
 from .qualify import check_property_qualifiers, check_qualified_columns
 from .tables import check_names, check_tables
 
@@ -115,14 +115,21 @@ def _check_node_types(parsed: ParsedQuery) -> None:
         if isinstance(node, exp.Into):
             _raise_clause(parsed, "into", node)
 
-        name = SYNTAX_NAMES.get(type(node).__name__) or _describe(node)
+        name = SYNTAX_NAMES.get(type(node).__name__) or _describe(node, parsed.source)
         raise error_at(parsed.source, UnsupportedError, f"{name} is not supported.", node)
 
 
-def _describe(node: exp.Expr) -> str:
-    if isinstance(node, exp.Func):
-        return f"The function-like syntax {node.sql_name()}"
-    return f"The {type(node).__name__} syntax"
+def _describe(node: exp.Expr, source: SourceText) -> str:
+    """Name unknown syntax by the text the user wrote, never by sqlglot's class name."""
+    span = node_span(node)
+    if span is None:
+        text = node.sql(dialect=DIALECT)
+    else:
+        start, end = source.original_span(*span)
+        text = source.original[start:end]
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"The syntax {quoted(text)}"
 
 
 def _check_query_arguments(parsed: ParsedQuery) -> None:

@@ -543,7 +543,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
         published = publish(
             store, settings, project_id, recipe_id="account_health_score", title="Account health",
-            description="Every account scored 0-100 on usage, usage trend, revenue and friction.",
+            description="Every account with a subscription scored 0-100 on usage, usage trend and friction, with its MRR and plan.",
         )
         print(f"\nPublic dashboard: {published.public_url}")
         print(f"  JSON: {published.public_url}&format=json   CSV: {published.public_url}&format=csv")

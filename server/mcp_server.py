@@ -14,6 +14,7 @@ import anyio
 from mcp.server import MCPServer
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from mcp.types import ToolAnnotations
 from pydantic import AnyHttpUrl, BaseModel, Field
@@ -23,6 +24,7 @@ from pulseboard.tools.errors import UserInputError, call_tool
 from pulseboard.tools.publish import PublishOutput, publish
 from pulseboard.tools.query import QueryOutput, run_hogql
 from pulseboard.tools.recipes import RecipeInfo, list_recipes as load_recipe_infos, run_recipe as run_stored_recipe
+from pulseboard.tools.schema import SchemaOutput, describe_schema as describe_project_schema, require_project
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +189,41 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
             return run_stored_recipe(store, settings, project_id, recipe_id, dict(params or {}))
 
         return await run_tool("run_recipe", work)
+
+    @server.tool(
+        title="Describe the events schema of a project",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+    )
+    async def describe_schema(project_id: ProjectId = settings.default_project) -> SchemaOutput:
+        """Describe what a HogQL query can read in a project: the events table's columns, event names
+        with counts, property paths with their types, counts and example values, properties stored
+        with mixed types, and hints. Call it before writing the first analytics_query."""
+
+        def work() -> SchemaOutput:
+            return describe_project_schema(store, settings, project_id)
+
+        return await run_tool("describe_schema", work)
+
+    @server.resource(
+        "schema://{project_id}",
+        name="schema",
+        title="Events schema of a project",
+        description="The describe_schema output of one project, as JSON.",
+        mime_type="application/json",
+    )
+    async def schema_resource(project_id: str) -> str:
+        try:
+            await anyio.to_thread.run_sync(require_project, store, project_id)
+        except UserInputError as error:
+            raise ResourceNotFoundError(str(error)) from None
+
+        def work() -> str:
+            return describe_project_schema(store, settings, project_id).model_dump_json(indent=2)
+
+        try:
+            return await run_tool("describe_schema resource", work)
+        except ToolError as error:
+            raise ResourceError(str(error)) from None
 
     for info in load_recipe_infos():
         add_recipe_prompt(server, info)

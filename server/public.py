@@ -20,7 +20,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,11 +31,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
+from pulseboard.recipes import Recipe, RecipeError, get_recipe
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.store import Publication, utcnow
 
 if TYPE_CHECKING:
-    from pulseboard.tools.query import QueryOutput
+    from pulseboard.tools.query import Column, QueryOutput
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,34 @@ HEALTH_COLUMN_KINDS = {
     "trend": "trend",
     "mrr": "money",
 }
+# The health page shows its columns in groups, in this order: what a customer success lead reads
+# first, then the raw 30-day counts, then the score components. Columns of the recipe that no group
+# names follow at the end. JSON and CSV keep the recipe's own column order.
+HEALTH_COLUMN_GROUPS = (
+    ("account", "health_score", "status", "trend", "top_risk_signal", "mrr", "plan"),
+    ("events_30d", "errors_30d", "tickets_30d"),
+    ("usage_score", "trend_score", "friction_score", "revenue_score"),
+)
+# The card area of each column on narrow screens. Columns not listed here are "detail" columns:
+# hidden in the cards until the reader asks for all columns, and set in muted text in the wide table.
+HEALTH_COLUMN_AREAS = {
+    "account": "account",
+    "health_score": "score",
+    "status": "status",
+    "top_risk_signal": "risk",
+    "trend": "fact",
+    "mrr": "fact",
+    "plan": "fact",
+}
+# The recipe's weight parameters and the component each weighs, in the order the page names them.
+HEALTH_WEIGHTS = (
+    ("w_usage", "usage"),
+    ("w_trend", "usage trend"),
+    ("w_friction", "friction (errors and support tickets)"),
+    ("w_revenue", "revenue"),
+)
+# The recipe's band parameters: each is the lowest score of its status.
+HEALTH_BANDS = (("band_warn", "warn"), ("band_ok", "ok"), ("band_healthy", "healthy"), ("band_champion", "champion"))
 # Status labels get a colour class from this table; any other status gets the neutral class.
 STATUS_CLASSES = {
     "critical": "critical",
@@ -595,11 +624,20 @@ def csv_value(value: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class ColumnView:
-    """One column as the page shows it; `kind` is the kind of its cells (see Cell)."""
+    """One column as the page shows it; `kind` is the kind of its cells (see Cell).
+
+    `title` is the header's tooltip: the recipe's description of the column, else its ClickHouse
+    type. `area` places the cells in an account's card on narrow screens (see
+    HEALTH_COLUMN_AREAS), empty for a plain table. `group_start` marks the first column of a
+    group after the first, which gets a dividing line.
+    """
 
     name: str
     type: str
     kind: str
+    title: str
+    area: str = ""
+    group_start: bool = False
 
     @property
     def numeric(self) -> bool:
@@ -627,13 +665,16 @@ class Cell:
 
 def page_context(publication: Publication, result: CachedResult) -> dict[str, Any]:
     output = result.output
-    columns = [
-        ColumnView(column.name, column.type, column_kind(publication, column.name, column.type))
-        for column in output.columns
-    ]
-    rows = [[make_cell(value, column.kind) for value, column in zip(row, columns)] for row in output.rows]
+    recipe = publication_recipe(publication)
+    health = publication.recipe_id == HEALTH_RECIPE_ID
+    order = display_order([column.name for column in output.columns]) if health else range(len(output.columns))
+    columns = column_views(publication, output.columns, recipe, order)
+    rows = [[make_cell(row[index], column.kind) for index, column in zip(order, columns)] for row in output.rows]
     return {
         "publication": publication,
+        "formula": health_formula(publication, recipe) if health else "",
+        "layout": "cards" if health else "table",
+        "detail_count": sum(1 for column in columns if column.area == "detail"),
         "columns": columns,
         "rows": rows,
         "row_count": output.row_count,
@@ -644,6 +685,105 @@ def page_context(publication: Publication, result: CachedResult) -> dict[str, An
         "stale_after": iso_utc(result.stale_after),
         "stale_after_text": display_time(result.stale_after),
     }
+
+
+def publication_recipe(publication: Publication) -> Recipe | None:
+    """Return the publication's recipe, or None for HogQL and for a recipe that no longer exists.
+
+    Computing a publication whose recipe is gone already fails and logs the error, so a missing
+    recipe is not logged again here.
+    """
+    if not publication.recipe_id:
+        return None
+
+    try:
+        return get_recipe(publication.recipe_id)
+    except RecipeError:
+        return None
+
+
+def display_order(names: list[str]) -> list[int]:
+    """Return the indexes of the health recipe's columns in HEALTH_COLUMN_GROUPS order."""
+    ranks = {name: rank for rank, name in enumerate(name for group in HEALTH_COLUMN_GROUPS for name in group)}
+    unranked = len(ranks)
+    return sorted(range(len(names)), key=lambda index: (ranks.get(names[index], unranked), index))
+
+
+def column_views(
+    publication: Publication, columns: list[Column], recipe: Recipe | None, order: Sequence[int]
+) -> list[ColumnView]:
+    """Describe the columns in display order. Columns of the health recipe also get areas and groups."""
+    descriptions = {column.name: column.description for column in recipe.header.columns} if recipe else {}
+    health = publication.recipe_id == HEALTH_RECIPE_ID
+    groups = {name: number for number, group in enumerate(HEALTH_COLUMN_GROUPS) for name in group}
+    views = []
+    previous_group = 0
+    for index in order:
+        column = columns[index]
+        group = groups.get(column.name, len(HEALTH_COLUMN_GROUPS))
+        views.append(
+            ColumnView(
+                name=column.name,
+                type=column.type,
+                kind=column_kind(publication, column.name, column.type),
+                title=descriptions.get(column.name, column.type),
+                area=HEALTH_COLUMN_AREAS.get(column.name, "detail") if health else "",
+                group_start=health and group != previous_group,
+            )
+        )
+        previous_group = group
+    return views
+
+
+def health_formula(publication: Publication, recipe: Recipe | None) -> str:
+    """Describe the weights and bands that a health publication scores with.
+
+    Values come from the publication's parameters, else the recipe's defaults. The weights are
+    shown as shares of their sum, as the recipe scales them to sum to 100. Returns an empty string
+    when the parameters no longer validate against the recipe.
+    """
+    if recipe is None:
+        return ""
+
+    try:
+        values = recipe.validate(publication.params, now=utcnow())
+        weights = [(label, float(values[name])) for name, label in HEALTH_WEIGHTS]
+        bands = [(label, float(values[name])) for name, label in HEALTH_BANDS]
+    except (RecipeError, KeyError) as error:
+        logger.warning(
+            "describing the weights of publication %s (recipe %s) failed, so its page omits them: %s",
+            publication.publication_id,
+            publication.recipe_id,
+            error,
+        )
+        return ""
+
+    total = sum(weight for _, weight in weights)
+    if total <= 0:
+        return ""
+
+    counted = [f"{label} {format_percent(100 * weight / total)}" for label, weight in weights if weight > 0]
+    ignored = [label for label, weight in weights if weight <= 0]
+    sentences = [f"The health score (0 to 100) weighs {join_words(counted)}."]
+    if ignored:
+        verb = "is" if len(ignored) == 1 else "are"
+        sentences.append(f"{join_words(ignored).capitalize()} {verb} not counted (weight 0).")
+    sentences.append("A cancelled account scores 0.")
+    lowest_band = bands[0][1]
+    band_starts = ", ".join(f"{label} from {format_number(start)}" for label, start in bands)
+    sentences.append(f"Status: critical below {format_number(lowest_band)}, {band_starts}.")
+    return " ".join(sentences)
+
+
+def join_words(words: list[str]) -> str:
+    """Join words as English does: 'a', 'a and b', 'a, b and c'."""
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def format_percent(value: float) -> str:
+    return f"{format_number(round(value, 1))}%"
 
 
 def display_time(value: dt.datetime) -> str:

@@ -435,6 +435,15 @@ def test_page_security_headers(fixed_client: TestClient, store: Store, project_i
     assert second_nonce != nonce
 
 
+def health_client(runtime: Runtime, clock: FakeClock, output: QueryOutput) -> TestClient:
+    cache = PublicationCache(lambda publication: output, clock.monotonic, now=clock.utc)
+    return TestClient(make_app(runtime, cache))
+
+
+def header_names(page: str) -> list[str]:
+    return re.findall(r'<th scope="col"[^>]*><button type="button">([^<]*)</button></th>', page)
+
+
 def test_health_recipe_page(runtime: Runtime, clock: FakeClock, store: Store, project_id: str):
     columns = [
         Column(name="account", type="String"),
@@ -450,36 +459,199 @@ def test_health_recipe_page(runtime: Runtime, clock: FakeClock, store: Store, pr
         ["tinyco", None, None, 0, 120.0, "unheard-of"],
     ]
     output = QueryOutput(columns=columns, rows=rows, row_count=3, truncated=False, elapsed_ms=1.0)
-    cache = PublicationCache(lambda publication: output, clock.monotonic, now=clock.utc)
     _, url = publish(store, project_id, hogql="", recipe_id="account_health_score", params={"w_revenue": 10})
 
-    with TestClient(make_app(runtime, cache)) as test_client:
+    with health_client(runtime, clock, output) as test_client:
         page = test_client.get(url).text
         as_json = test_client.get(url + "&format=json").json()
 
-    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in page
+    assert '<td class="area-account" data-label="account">&lt;script&gt;alert(1)&lt;/script&gt;</td>' in page
     assert "<script>alert(1)" not in page
     expected_cells = [
-        '<td data-sort="0"><span class="status status-critical">critical</span></td>',
-        '<td data-sort="4"><span class="status status-champion">champion</span></td>',
-        '<td data-sort="5"><span class="status status-other">unheard-of</span></td>',
+        '<td class="area-status" data-label="status" data-sort="0"><span class="status status-critical">critical</span></td>',
+        '<td class="area-status" data-label="status" data-sort="4"><span class="status status-champion">champion</span></td>',
+        '<td class="area-status" data-label="status" data-sort="5"><span class="status status-other">unheard-of</span></td>',
+        '<td class="num area-score" data-label="health_score" data-sort="31.5"><span class="score">',
         '<rect class="fill" width="31.5" height="8"/></svg><span>31.5</span>',
         '<rect class="fill" width="88" height="8"/></svg><span>88</span>',
         '<rect class="fill" width="100" height="8"/></svg><span>120</span>',
-        '<td class="num trend-down" data-sort="-800"><span aria-hidden="true">▼</span> −800</td>',
-        '<td class="num trend-up" data-sort="4100"><span aria-hidden="true">▲</span> +4,100</td>',
-        '<td class="num trend-flat" data-sort="0"><span aria-hidden="true">→</span> 0</td>',
-        '<td class="num" data-sort="5000.0">$5,000</td>',
-        '<td class="num" data-sort="750.5">$750.50</td>',
-        '<td class="null num" data-null>—</td>',
-        '<td class="null" data-null>—</td>',
-        '<th scope="col" data-type="number" title="String"><button type="button">status</button></th>',
+        '<td class="num trend-down area-fact" data-label="trend" data-sort="-800"><span aria-hidden="true">▼</span> −800</td>',
+        '<td class="num trend-up area-fact" data-label="trend" data-sort="4100"><span aria-hidden="true">▲</span> +4,100</td>',
+        '<td class="num trend-flat area-fact" data-label="trend" data-sort="0"><span aria-hidden="true">→</span> 0</td>',
+        '<td class="num area-fact" data-label="mrr" data-sort="5000.0">$5,000</td>',
+        '<td class="num area-fact" data-label="mrr" data-sort="750.5">$750.50</td>',
+        '<td class="null num area-fact" data-label="mrr" data-null>—</td>',
+        '<td class="null area-fact" data-label="plan" data-null>—</td>',
+        '<th scope="col" data-type="number" class="area-status" '
+        'title="Band of the score: critical, warn, ok, healthy or champion."><button type="button">status</button></th>',
     ]
     for cell in expected_cells:
         assert cell in page
+    assert header_names(page) == ["account", "health_score", "status", "trend", "mrr", "plan"]
     assert as_json["publication"]["recipe_id"] == "account_health_score"
     assert as_json["publication"]["params"] == {"w_revenue": 10}
+    assert [column["name"] for column in as_json["columns"]] == ["account", "plan", "mrr", "trend", "health_score", "status"]
     assert as_json["rows"] == rows
+
+
+# The recipe's output columns in the recipe's order, with one column that no group names.
+HEALTH_COLUMNS = [
+    ("account", "String", "acme"),
+    ("plan", "String", "pro"),
+    ("mrr", "Float64", 750.0),
+    ("events_30d", "UInt64", 18400),
+    ("trend", "Int64", 4100),
+    ("errors_30d", "UInt64", 4),
+    ("tickets_30d", "UInt64", 1),
+    ("health_score", "Float64", 97.6),
+    ("status", "String", "champion"),
+    ("top_risk_signal", "String", "none"),
+    ("usage_score", "Float64", 98.2),
+    ("trend_score", "Float64", 100.0),
+    ("friction_score", "Float64", 94.6),
+    ("revenue_score", "Float64", 15.0),
+    ("region", "String", "emea"),
+]
+
+
+def test_health_page_column_order(runtime: Runtime, clock: FakeClock, store: Store, project_id: str):
+    output = QueryOutput(
+        columns=[Column(name=name, type=type_name) for name, type_name, _ in HEALTH_COLUMNS],
+        rows=[[value for _, _, value in HEALTH_COLUMNS]],
+        row_count=1,
+        truncated=False,
+        elapsed_ms=1.0,
+    )
+    _, url = publish(store, project_id, hogql="", recipe_id="account_health_score")
+
+    with health_client(runtime, clock, output) as test_client:
+        page = test_client.get(url).text
+        as_csv = test_client.get(url + "&format=csv").text
+
+    expected_order = [
+        "account", "health_score", "status", "trend", "top_risk_signal", "mrr", "plan",
+        "events_30d", "errors_30d", "tickets_30d",
+        "usage_score", "trend_score", "friction_score", "revenue_score",
+        "region",
+    ]
+    assert header_names(page) == expected_order
+    assert re.findall(r'<td[^>]* data-label="([^"]+)"', page) == expected_order
+    header_pattern = r'<th scope="col"[^>]*?(?: class="([^"]*)")? title="[^"]*"><button type="button">([^<]*)<'
+    header_classes = {name: classes for classes, name in re.findall(header_pattern, page)}
+    assert header_classes == {
+        "account": "area-account",
+        "health_score": "num area-score",
+        "status": "area-status",
+        "trend": "num area-fact",
+        "top_risk_signal": "area-risk",
+        "mrr": "num area-fact",
+        "plan": "area-fact",
+        "events_30d": "num area-detail group-start",
+        "errors_30d": "num area-detail",
+        "tickets_30d": "num area-detail",
+        "usage_score": "num area-detail group-start",
+        "trend_score": "num area-detail",
+        "friction_score": "num area-detail",
+        "revenue_score": "num area-detail",
+        "region": "area-detail group-start",
+    }
+    assert '<td class="num area-detail group-start" data-label="usage_score" data-sort="98.2">98.2</td>' in page
+    assert '<td class="area-risk" data-label="top_risk_signal">none</td>' in page
+    # The region column is not one of the recipe's, so its tooltip is its type.
+    assert 'class="area-detail group-start" title="String"><button type="button">region</button>' in page
+    assert (
+        'class="num area-detail" title="$exception events in the 30 days before as_of.">'
+        '<button type="button">errors_30d</button>'
+    ) in page
+    assert as_csv.splitlines()[0] == ",".join(name for name, _, _ in HEALTH_COLUMNS)
+
+
+WEIGHT_CASES = [
+    (
+        {},
+        "The health score (0 to 100) weighs usage 40%, usage trend 30% and friction (errors and support tickets) "
+        "30%. Revenue is not counted (weight 0). A cancelled account scores 0. Status: critical below 40, "
+        "warn from 40, ok from 55, healthy from 70, champion from 85.",
+    ),
+    (
+        {"w_trend": 20, "w_revenue": 10},
+        "The health score (0 to 100) weighs usage 40%, usage trend 20%, friction (errors and support tickets) "
+        "30% and revenue 10%. A cancelled account scores 0. Status: critical below 40, warn from 40, ok from 55, "
+        "healthy from 70, champion from 85.",
+    ),
+    (
+        {"w_usage": "1", "w_trend": 1, "w_friction": 1.0, "band_warn": 30, "band_champion": 92.5},
+        "The health score (0 to 100) weighs usage 33.3%, usage trend 33.3% and friction (errors and support "
+        "tickets) 33.3%. Revenue is not counted (weight 0). A cancelled account scores 0. Status: critical "
+        "below 30, warn from 30, ok from 55, healthy from 70, champion from 92.5.",
+    ),
+    (
+        {"w_usage": 0, "w_trend": 0, "w_friction": 5, "w_revenue": 15},
+        "The health score (0 to 100) weighs friction (errors and support tickets) 25% and revenue 75%. Usage "
+        "and usage trend are not counted (weight 0). A cancelled account scores 0. Status: critical below 40, "
+        "warn from 40, ok from 55, healthy from 70, champion from 85.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("params", "sentence"), WEIGHT_CASES)
+def test_health_page_states_weights(
+    runtime: Runtime, clock: FakeClock, store: Store, project_id: str, params, sentence
+):
+    _, url = publish(store, project_id, hogql="", recipe_id="account_health_score", params=params)
+
+    with health_client(runtime, clock, fixed_output()) as test_client:
+        page = test_client.get(url).text
+
+    assert re.findall(r'<p class="formula">([^<]*)</p>', page) == [sentence]
+
+
+def test_health_page_without_weights_for_invalid_params(
+    runtime: Runtime, clock: FakeClock, store: Store, project_id: str, caplog
+):
+    publication, url = publish(store, project_id, hogql="", recipe_id="account_health_score", params={"w_usage": -1})
+
+    with caplog.at_level(logging.WARNING, logger="pulseboard.server.public"):
+        with health_client(runtime, clock, fixed_output()) as test_client:
+            response = test_client.get(url)
+
+    assert response.status_code == 200
+    assert 'class="formula"' not in response.text
+    assert [record.getMessage() for record in caplog.records] == [
+        f"describing the weights of publication {publication.publication_id} (recipe account_health_score) "
+        "failed, so its page omits them: Parameter 'w_usage' must be a number from 0 to 1000; got -1."
+    ]
+
+
+def test_health_page_narrow_screen_rules(runtime: Runtime, clock: FakeClock, store: Store, project_id: str):
+    _, health_url = publish(store, project_id, hogql="", recipe_id="account_health_score")
+    _, generic_url = publish(store, project_id)
+
+    with health_client(runtime, clock, fixed_output()) as test_client:
+        health_page = test_client.get(health_url).text
+        generic_page = test_client.get(generic_url).text
+
+    narrow = re.search(r"@media \(width <= 40rem\) \{\n(.*?)\n\}\n", health_page, re.DOTALL).group(1)
+    narrow_rules = [
+        "table.cards, table.cards thead, table.cards tbody { display: block; }",
+        "  table.cards thead {\n    position: sticky; top: 0;",
+        "  table.cards tbody tr {\n    display: flex; flex-wrap: wrap;",
+        "  table.cards td.area-risk { order: 3; flex-basis: 100%; min-width: 0; }",
+        "  table.cards td.area-detail { order: 5; display: none;",
+        '    content: attr(data-label) " ";',
+        "  main:has(.columns-toggle input:checked) table.cards td.area-detail { display: block; }",
+    ]
+    for rule in narrow_rules:
+        assert rule in narrow, rule
+    assert "main { max-width" not in health_page
+    assert '<table class="result cards">' in health_page
+    assert '<label class="columns-toggle"><input type="checkbox"> Show all columns</label>' in health_page
+    assert '<table class="result">' in generic_page
+    assert "columns-toggle\"" not in generic_page
+    assert 'class="formula"' not in generic_page
+    generic_body = generic_page.split("<body>")[1]
+    assert "data-label" not in generic_body
+    assert "area-" not in generic_body
 
 
 # CORS
