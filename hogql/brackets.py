@@ -48,12 +48,12 @@ def check_brackets(tokens: list[Token], source: SourceText) -> None:
         raise source.error_at_tokens(HogQLSyntaxError, message, opener)
 
 
-def enclosing_bracket(tokens: list[Token], index: int) -> Token | None:
-    """Return the innermost bracket that is still open just before `tokens[index]`."""
-    stack: list[Token] = []
-    for token in tokens[:index]:
+def enclosing_bracket(tokens: list[Token], index: int) -> int | None:
+    """Return the index of the innermost bracket that is still open just before `tokens[index]`."""
+    stack: list[int] = []
+    for position, token in enumerate(tokens[:index]):
         if token.token_type in CLOSING:
-            stack.append(token)
+            stack.append(position)
         elif token.token_type in OPENING and stack:
             stack.pop()
     return stack[-1] if stack else None

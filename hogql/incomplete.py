@@ -8,110 +8,28 @@ and the joins and intervals after it, and names the keyword that is missing its 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
-from .brackets import enclosing_bracket
-from .dialect import KEYWORD_TOKEN_KEY, LAST_TOKEN_KEY, HogQLParser
+from .dialect import KEYWORD_TOKEN_KEY, LAST_TOKEN_KEY
 from .errors import HogQLError, HogQLSyntaxError
+from .operands import (
+    BETWEEN_AND,
+    BINARY_OPERATORS,
+    CLAUSE_KEYWORDS,
+    NEGATABLE,
+    OPERAND_EXPECTED,
+    Operand,
+    ends_operand,
+    incomplete_error,
+    is_call,
+    is_modifier,
+    is_name,
+    keyword_text,
+    operand_needed,
+)
 from .source import SourceText, quoted
 
-
-@dataclass(frozen=True)
-class Operand:
-    """What a keyword or operator needs after it, for the message 'Incomplete {part}: expected
-    {expected} after {keyword}.'"""
-
-    part: str
-    expected: str
-    # An example appended as ", as in {example}".
-    example: str = ""
-    # True when only punctuation or the end of the query shows the operand is missing, because
-    # any keyword may follow: `AS from`, `IS DISTINCT FROM`, `UNION ALL SELECT`.
-    punctuation_only: bool = False
-
-
-_CONDITION = "a condition"
-_EXPRESSION = "a column or expression"
-_VALUE = "a value"
-
-NEEDS_OPERAND: dict[TokenType, Operand] = {
-    TokenType.SELECT: Operand("SELECT", _EXPRESSION),
-    TokenType.WITH: Operand("WITH clause", "a name and a subquery", "WITH name AS (SELECT ...)"),
-    TokenType.DISTINCT: Operand("DISTINCT", _EXPRESSION, punctuation_only=True),
-    TokenType.FROM: Operand("FROM clause", "a table"),
-    TokenType.JOIN: Operand("JOIN", "a table"),
-    TokenType.ON: Operand("JOIN", "a join condition"),
-    TokenType.USING: Operand("JOIN", "a column list", "USING (distinct_id)"),
-    TokenType.WHERE: Operand("WHERE clause", _CONDITION),
-    TokenType.PREWHERE: Operand("PREWHERE clause", _CONDITION),
-    TokenType.HAVING: Operand("HAVING clause", _CONDITION),
-    TokenType.QUALIFY: Operand("QUALIFY clause", _CONDITION),
-    TokenType.GROUP_BY: Operand("GROUP BY clause", _EXPRESSION),
-    TokenType.ORDER_BY: Operand("ORDER BY clause", _EXPRESSION),
-    TokenType.PARTITION_BY: Operand("window", _EXPRESSION),
-    TokenType.OVER: Operand("window", "a window name or definition", "OVER (ORDER BY timestamp)"),
-    TokenType.LIMIT: Operand("LIMIT clause", "a number"),
-    TokenType.OFFSET: Operand("OFFSET clause", "a number"),
-    TokenType.AND: Operand("condition", _CONDITION),
-    TokenType.OR: Operand("condition", _CONDITION),
-    TokenType.NOT: Operand("condition", _CONDITION),
-    TokenType.WHEN: Operand("CASE expression", _CONDITION),
-    TokenType.THEN: Operand("CASE expression", _VALUE),
-    TokenType.ELSE: Operand("CASE expression", _VALUE),
-    TokenType.INTERVAL: Operand("INTERVAL", "a number and a unit", "INTERVAL 7 DAY"),
-    TokenType.IN: Operand("IN", "a list in parentheses or a subquery"),
-    TokenType.BETWEEN: Operand("BETWEEN", "a lower bound"),
-    TokenType.IS: Operand("IS", "NULL or NOT NULL"),
-    TokenType.LIKE: Operand("LIKE", "a pattern"),
-    TokenType.ILIKE: Operand("ILIKE", "a pattern"),
-    TokenType.ALIAS: Operand("alias", "a name", punctuation_only=True),
-    TokenType.DOT: Operand("name", "a column or property name", punctuation_only=True),
-    TokenType.UNION: Operand("UNION", "a SELECT", punctuation_only=True),
-    TokenType.INTERSECT: Operand("INTERSECT", "a SELECT", punctuation_only=True),
-    TokenType.EXCEPT: Operand("EXCEPT", "a SELECT", punctuation_only=True),
-    TokenType.DCOLON: Operand("cast", "a type", "x::String"),
-    **{
-        operator: Operand("expression", _VALUE)
-        for operator in (
-            TokenType.EQ, TokenType.NEQ, TokenType.LT, TokenType.LTE, TokenType.GT, TokenType.GTE,
-            TokenType.NULLSAFE_EQ, TokenType.PLUS, TokenType.DASH, TokenType.SLASH, TokenType.MOD,
-            TokenType.DIV, TokenType.DPIPE, TokenType.DQMARK, TokenType.ARROW, TokenType.CARET,
-            TokenType.AMP, TokenType.PIPE,
-        )
-    },
-}
-# Special cases of the table above, chosen by the token before.
-_BETWEEN_AND = Operand("BETWEEN", "an upper bound")
-_IS_NOT = Operand("IS NOT", "NULL")
-_LIMIT_BY = Operand("LIMIT BY", "a column or expression")
-_CAST_AS = Operand("CAST", "a type", "CAST(x AS String)")
-
-# Keywords that can never start an operand, except AND and OR written as calls: `and(a, b)`.
-# Keywords that sqlglot also reads as names (LIMIT, OFFSET, LEFT, END, ...) are left out.
-CLAUSE_KEYWORDS = frozenset({
-    TokenType.SELECT, TokenType.FROM, TokenType.WHERE, TokenType.PREWHERE, TokenType.GROUP_BY,
-    TokenType.HAVING, TokenType.QUALIFY, TokenType.ORDER_BY, TokenType.PARTITION_BY,
-    TokenType.UNION, TokenType.INTERSECT, TokenType.EXCEPT, TokenType.JOIN, TokenType.INNER,
-    TokenType.CROSS, TokenType.GLOBAL, TokenType.ON, TokenType.USING, TokenType.WHEN,
-    TokenType.THEN, TokenType.ELSE, TokenType.AND, TokenType.OR,
-})
-_FUNCTION_KEYWORDS = frozenset({TokenType.AND, TokenType.OR})
-# Operators that need a value on both sides; `-`, `+` and `*` may also stand alone.
-BINARY_OPERATORS = frozenset({
-    TokenType.EQ, TokenType.NEQ, TokenType.LT, TokenType.LTE, TokenType.GT, TokenType.GTE,
-    TokenType.NULLSAFE_EQ, TokenType.SLASH, TokenType.MOD, TokenType.DIV, TokenType.DPIPE,
-    TokenType.DQMARK, TokenType.CARET, TokenType.AMP, TokenType.PIPE, TokenType.DCOLON,
-    TokenType.AND, TokenType.OR, TokenType.IN, TokenType.LIKE, TokenType.ILIKE, TokenType.IS,
-    TokenType.BETWEEN,
-})
-_CLOSING_PUNCTUATION = frozenset({TokenType.SEMICOLON, TokenType.COMMA, TokenType.R_PAREN, TokenType.R_BRACKET})
-# After these a keyword that sqlglot also reads as a name is a name: `SELECT limit`, `a, offset`.
-_OPERAND_EXPECTED = frozenset({*NEEDS_OPERAND, TokenType.COMMA, TokenType.L_PAREN, TokenType.L_BRACKET})
-# Operators that `NOT` may precede: `x NOT IN (...)`, `x NOT LIKE 'a%'`.
-_NEGATABLE = frozenset({TokenType.IN, TokenType.LIKE, TokenType.ILIKE, TokenType.BETWEEN})
 # Tokens after which a comma starts a list with an empty first item.
 _LIST_STARTS = frozenset({
     TokenType.SELECT, TokenType.DISTINCT, TokenType.GROUP_BY, TokenType.ORDER_BY,
@@ -144,9 +62,6 @@ INTERVAL_UNITS = frozenset({
     "NS", "MS", "SS", "S", "MI", "N", "HH", "H", "DD", "D", "WK", "WW", "MM", "M", "QQ", "Q", "YYYY", "YY",
 })
 UNIT_ADVICE = "write INTERVAL 7 DAY, with one of the units SECOND, MINUTE, HOUR, DAY, WEEK, MONTH, QUARTER or YEAR"
-# List positions where a keyword that sqlglot also reads as a name is a name even when it is
-# INTERVAL: `SELECT interval FROM t`. After an operator, INTERVAL starts an interval.
-_LIST_POSITIONS = frozenset({TokenType.SELECT, TokenType.COMMA, TokenType.L_PAREN, TokenType.L_BRACKET})
 
 
 def check_incomplete_tokens(tokens: list[Token], source: SourceText) -> None:
@@ -179,93 +94,10 @@ def check_incomplete_tokens(tokens: list[Token], source: SourceText) -> None:
 
         if kind == TokenType.BETWEEN:
             open_betweens += 1
-        elif operand is _BETWEEN_AND:
+        elif operand is BETWEEN_AND:
             open_betweens -= 1
 
         _check_operand(tokens, index, operand, source)
-
-
-def operand_needed(tokens: list[Token], index: int, *, between_open: bool = False) -> Operand | None:
-    """Return what `tokens[index]` needs after it, or None when it needs nothing or is a name."""
-    token = tokens[index]
-    previous = tokens[index - 1] if index else None
-
-    if token.token_type == TokenType.VAR and token.text.upper() == "BY" and previous is not None:
-        # `LIMIT 5 BY` or `LIMIT {n} BY`: after a number, BY can only belong to LIMIT.
-        return _LIMIT_BY if previous.token_type in (TokenType.NUMBER, TokenType.R_BRACE) else None
-
-    operand = NEEDS_OPERAND.get(token.token_type)
-    if operand is None or is_name(tokens, index):
-        return None
-
-    if token.token_type == TokenType.AND and between_open:
-        return _BETWEEN_AND
-    if token.token_type == TokenType.NOT and previous is not None and previous.token_type == TokenType.IS:
-        return _IS_NOT
-    if token.token_type == TokenType.EXCEPT and previous is not None and previous.token_type == TokenType.STAR:
-        return None
-    if token.token_type == TokenType.ALIAS and _inside_cast(tokens, index):
-        return _CAST_AS
-    return operand
-
-
-def is_name(tokens: list[Token], index: int) -> bool:
-    """Tell whether a keyword token is used as a name, as `limit` in `SELECT limit FROM t`."""
-    token = tokens[index]
-    previous = tokens[index - 1] if index else None
-    if previous is not None and previous.token_type in (TokenType.DOT, TokenType.ALIAS):
-        return token.token_type != TokenType.DOT
-
-    if token.token_type not in HogQLParser.ID_VAR_TOKENS:
-        return False
-    if previous is None:
-        return True
-    if previous.token_type == TokenType.NOT and token.token_type in _NEGATABLE:
-        return False
-    if token.token_type == TokenType.INTERVAL:
-        # NOTE: a column named `interval` after an operator (`x - interval)`) is reported as
-        # an INTERVAL without its number; sqlglot reads both, but events has no such column.
-        return previous.token_type in _LIST_POSITIONS
-    return previous.token_type in _OPERAND_EXPECTED
-
-
-def incomplete_error(tokens: list[Token], index: int, operand: Operand, source: SourceText) -> HogQLError:
-    """Build 'Incomplete WHERE clause: expected a condition after WHERE.' at `tokens[index]`."""
-    first = last = tokens[index]
-    following = tokens[index + 1] if index + 1 < len(tokens) else None
-    # SELECT DISTINCT and UNION ALL are reported as one keyword.
-    if following is not None and _is_modifier(first, following):
-        last = following
-
-    keyword = keyword_text(first) if last is first else f"{keyword_text(first)} {keyword_text(last)}"
-    example = f", as in {operand.example}" if operand.example else ""
-    message = f"Incomplete {operand.part}: expected {operand.expected} after {keyword}{example}."
-    return _syntax_error(source, message, first, last)
-
-
-def keyword_text(token: Token) -> str:
-    """Show a keyword as SQL writes it (`GROUP BY`) and an operator in quotes (`'='`)."""
-    words = token.text.split()
-    if all(word.isalpha() or word == "_" for word in words) and words:
-        return " ".join(words).upper()
-    return f"'{token.text}'"
-
-
-def ends_operand(tokens: list[Token], index: int, *, punctuation_only: bool = False) -> bool:
-    """Tell whether `tokens[index]` cannot start an operand: the end of the query, a closing
-    bracket, a comma, a semicolon, or a clause keyword."""
-    if index >= len(tokens):
-        return True
-
-    token = tokens[index]
-    if token.token_type in _CLOSING_PUNCTUATION:
-        return True
-    if punctuation_only or token.token_type not in CLAUSE_KEYWORDS:
-        return False
-
-    following = tokens[index + 1] if index + 1 < len(tokens) else None
-    is_call = token.token_type in _FUNCTION_KEYWORDS and following is not None and following.token_type == TokenType.L_PAREN
-    return not is_call
 
 
 def check_incomplete_tree(tree: exp.Expr, source: SourceText) -> None:
@@ -280,7 +112,7 @@ def check_incomplete_tree(tree: exp.Expr, source: SourceText) -> None:
 def _check_operand(tokens: list[Token], index: int, operand: Operand, source: SourceText) -> None:
     token = tokens[index]
     following = index + 1
-    if following < len(tokens) and _is_modifier(token, tokens[following]):
+    if following < len(tokens) and is_modifier(token, tokens[following]):
         following += 1
 
     if token.token_type == TokenType.DOT and following < len(tokens):
@@ -292,9 +124,12 @@ def _check_operand(tokens: list[Token], index: int, operand: Operand, source: So
     if ends_operand(tokens, following, punctuation_only=operand.punctuation_only):
         raise incomplete_error(tokens, index, operand, source)
 
-    # sqlglot reads `ORDER BY DESC` as ordering by a column named "desc".
-    sort_order = following < len(tokens) and tokens[following].token_type in (TokenType.DESC, TokenType.ASC)
-    if token.token_type == TokenType.ORDER_BY and sort_order:
+    # sqlglot reads `ORDER BY DESC` as ordering by a column named "desc", and `THEN END` as a
+    # value named "end" followed by a CASE without END.
+    next_type = tokens[following].token_type if following < len(tokens) else None
+    if token.token_type == TokenType.ORDER_BY and next_type in (TokenType.DESC, TokenType.ASC):
+        raise incomplete_error(tokens, index, operand, source)
+    if token.token_type in (TokenType.WHEN, TokenType.THEN, TokenType.ELSE) and next_type == TokenType.END:
         raise incomplete_error(tokens, index, operand, source)
 
 
@@ -310,9 +145,11 @@ def _check_left_operand(tokens: list[Token], index: int, source: SourceText) -> 
 
     if token.token_type not in BINARY_OPERATORS or is_name(tokens, index):
         return
-    if previous is not None and previous.token_type == TokenType.NOT and token.token_type in _NEGATABLE:
+    if is_call(token, tokens[index + 1] if index + 1 < len(tokens) else None):
         return
-    if previous is not None and previous.token_type not in _OPERAND_EXPECTED:
+    if previous is not None and previous.token_type == TokenType.NOT and token.token_type in NEGATABLE:
+        return
+    if previous is not None and previous.token_type not in OPERAND_EXPECTED:
         return
     if previous is not None and previous.token_type == TokenType.ALIAS:
         return
@@ -330,26 +167,11 @@ def _check_missing_by(tokens: list[Token], index: int, source: SourceText) -> No
         return
 
     previous = tokens[index - 1] if index else None
-    if previous is None or previous.token_type in _OPERAND_EXPECTED:
+    if previous is None or previous.token_type in OPERAND_EXPECTED:
         return
 
     word = token.text.upper()
     raise _syntax_error(source, f"Expected BY after {word}: write {word} BY.", token)
-
-
-def _inside_cast(tokens: list[Token], index: int) -> bool:
-    opener = enclosing_bracket(tokens, index)
-    if opener is None:
-        return False
-    position = tokens.index(opener)
-    return position > 0 and tokens[position - 1].text.upper() == "CAST"
-
-
-def _is_modifier(token: Token, following: Token) -> bool:
-    """SELECT DISTINCT, SELECT ALL, UNION ALL and UNION DISTINCT act as one keyword."""
-    if token.token_type not in (TokenType.SELECT, TokenType.UNION, TokenType.INTERSECT, TokenType.EXCEPT):
-        return False
-    return following.token_type in (TokenType.DISTINCT, TokenType.ALL)
 
 
 def _check_comma(tokens: list[Token], index: int, clause: TokenType | None, source: SourceText) -> None:
@@ -406,7 +228,7 @@ def _check_interval_unit(interval: exp.Interval, source: SourceText) -> None:
     if unit is None:
         message = f"INTERVAL needs a unit: {UNIT_ADVICE}."
     else:
-        message = f"Unknown INTERVAL unit '{unit.sql()}': {UNIT_ADVICE}."
+        message = f"Unknown INTERVAL unit {quoted(unit.sql())}: {UNIT_ADVICE}."
     raise _syntax_error(source, message, first, last)
 
 

@@ -2,8 +2,8 @@
 
 sqlglot 30.31 describes some errors with its own internals ("Required keyword: 'this' missing
 for <class 'sqlglot.expressions.query.Where'>", "Expected table name but got SENTINEL"). Each
-known description has an explanation here; any other is shown only when it contains none of
-those internals, and otherwise replaced by a generic message.
+known description has an explanation here. Any other description is shown only when it
+contains none of those internals, and is replaced by a generic message otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlglot.tokens import Token, TokenType
 
 from .brackets import CLOSING, enclosing_bracket
 from .errors import HogQLError, HogQLSyntaxError
-from .incomplete import NEEDS_OPERAND, Operand, incomplete_error, is_name, keyword_text, operand_needed
+from .operands import NEEDS_OPERAND, Operand, incomplete_error, is_name, keyword_text, operand_needed
 from .source import SourceText, quoted
 
 CLAUSE_ORDER = "SELECT, FROM, JOIN, WHERE, GROUP BY, HAVING, ORDER BY, LIMIT"
@@ -33,7 +33,7 @@ INTERNAL_MARKERS = (
 _TOKEN_REPR = re.compile(
     r"<Token token_type: [^,]*, text: (.*?), line: \d+, col: \d+, start: \d+, end: \d+, comments: \[.*?\]>"
 )
-# What a node that sqlglot found incomplete needs, by the node's class name.
+# The operand each incomplete sqlglot node lacks, by the node's class name.
 _MISSING_BY_NODE = {
     "Where": Operand("WHERE clause", "a condition"),
     "PreWhere": Operand("PREWHERE clause", "a condition"),
@@ -73,7 +73,7 @@ _CLAUSE_TOKENS = frozenset({
 
 @dataclass
 class _Failure:
-    """Where sqlglot stopped: `index` is the token it reported, or len(tokens) past the end."""
+    """The place sqlglot stopped: `index` is the token it reported, or len(tokens) past the end."""
 
     tokens: list[Token]
     index: int
@@ -152,7 +152,8 @@ def _missing_argument(match: re.Match[str], failure: _Failure) -> HogQLError | N
 def _expected_closing(match: re.Match[str], failure: _Failure) -> HogQLError | None:
     """`Expecting )` with balanced brackets: something inside them does not continue the list."""
     closing = match.group("closing")
-    opener = enclosing_bracket(failure.tokens, failure.index)
+    position = enclosing_bracket(failure.tokens, failure.index)
+    opener = failure.tokens[position] if position is not None else None
     if opener is None or CLOSING[opener.token_type] != closing:
         return failure.error(f"Syntax error near {quoted(failure.near())}: expected '{closing}'.")
 
@@ -232,9 +233,12 @@ def _clause_order(match: re.Match[str], failure: _Failure) -> HogQLError | None:
 
 def _set_operation(match: re.Match[str], failure: _Failure) -> HogQLError | None:
     operation = match.group("operation").upper()
+    previous = failure.previous
+    keyword = previous if previous is not None and previous.text.upper() == operation else None
     return failure.error(
         f"{operation} needs ALL or DISTINCT: write {operation} ALL to keep duplicate rows, "
-        f"or {operation} DISTINCT to remove them."
+        f"or {operation} DISTINCT to remove them.",
+        keyword,
     )
 
 

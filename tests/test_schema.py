@@ -237,7 +237,9 @@ async def test_scope_covers_all_events(known: Runtime):
         "all_events": True,
         "events_scanned": 10,
         "since": "2024-03-01T10:00:00Z",
-        "note": "Property counts and examples cover all 10 events.",
+        "older_events_of": [],
+        "examples_from_events": 10,
+        "note": "Property counts cover all 10 events.",
     }
 
 
@@ -261,8 +263,10 @@ def test_scan_window_latest_events(known: Runtime):
         "all_events": False,
         "events_scanned": 4,
         "since": "2024-03-07T10:00:00Z",
-        "note": "Property counts and examples cover the latest 4 of 10 events, since 2024-03-07T10:00:00Z; "
-        "properties sent only before then are not listed.",
+        "older_events_of": [],
+        "examples_from_events": 4,
+        "note": "Property counts cover the latest 4 of 10 events, since 2024-03-07T10:00:00Z; "
+        "properties sent only on other events before then are not listed.",
     }
     assert [(entry.path, entry.count) for entry in output.properties] == [
         ("account_id", 4),
@@ -274,6 +278,57 @@ def test_scan_window_latest_events(known: Runtime):
     ]
     assert [(entry.event, entry.count) for entry in output.events][0] == ("$pageview", 6)
     assert output.events[0].properties == []
+
+
+def test_scan_adds_older_rare_events(runtime: Runtime):
+    """Event names missing from the latest events are scanned in full, rarest first, within the limit."""
+    rows = [event_row("subscription_started", "acme", day(0), {"mrr": 750, "plan": "pro"})]
+    rows += [event_row("signup", "acme", day(1), {"source": "ads"}) for _ in range(3)]
+    rows += [event_row("$pageview", "acme", day(2 + index), {"$browser": "Chrome"}) for index in range(4)]
+    runtime.store.insert_events(runtime.settings.default_project, rows)
+
+    output = describe_schema(runtime.store, runtime.settings, runtime.settings.default_project, max_scanned_events=3)
+
+    assert output.properties_scope.model_dump() == {
+        "all_events": False,
+        "events_scanned": 4,
+        "since": "2024-03-04T10:00:00Z",
+        "older_events_of": ["subscription_started"],
+        "examples_from_events": 4,
+        "note": "Property counts cover the latest 3 of 8 events, since 2024-03-04T10:00:00Z, plus all older "
+        "events named subscription_started (1); properties sent only on other events before then are not listed.",
+    }
+    assert [(entry.path, entry.count) for entry in output.properties] == [
+        ("account_id", 4),
+        ("$browser", 3),
+        ("mrr", 1),
+        ("plan", 1),
+    ]
+    assert {entry.path: entry.examples for entry in output.properties}["mrr"] == ["750"]
+    carried = {entry.event: entry.properties for entry in output.events}
+    assert carried == {
+        "$pageview": ["$browser", "account_id"],
+        "signup": [],
+        "subscription_started": ["account_id", "mrr", "plan"],
+    }
+
+
+def test_examples_window_for_many_paths(known: Runtime):
+    """With 11 paths and room for 22 path reads, examples come from the latest 2 events only."""
+    output = describe_schema(known.store, known.settings, known.settings.default_project, example_scan_cells=22)
+
+    assert output.properties_scope.examples_from_events == 2
+    assert output.properties_scope.events_scanned == 10
+    assert output.properties_scope.note == (
+        "Property counts cover all 10 events. Examples come from 2 of these events, the latest ones."
+    )
+    examples = {entry.path: sorted(entry.examples) for entry in output.properties}
+    assert examples["account_id"] == ["acme", "globex"]
+    assert examples["mrr"] == ["1875"]
+    assert examples["$exception_type"] == ["ValueError"]
+    assert examples["$browser"] == []
+    assert examples["plan"] == ["scale"]
+    assert [entry.count for entry in output.properties][:3] == [10, 6, 3]
 
 
 @pytest.mark.anyio
@@ -291,6 +346,8 @@ async def test_empty_project(runtime: Runtime):
         "all_events": True,
         "events_scanned": 0,
         "since": None,
+        "older_events_of": [],
+        "examples_from_events": 0,
         "note": "The project has no events yet.",
     }
 

@@ -5,11 +5,15 @@ property paths with their recorded types, counts, example values and the JSON ty
 were stored as. The queries here are internal ClickHouse SQL against the physical events table,
 not user HogQL; every value they use, property paths included, is a bound parameter.
 
-Cost on chDB 4.4 with the demo project (218,745 events and 14 property paths, 2 CPU cores, best
-of 5 runs): event counts took 10 ms. Path statistics over all events through
-`JSONAllPathsWithTypes` took 105 ms, and example values through `getSubcolumn` 90 ms. Path
-statistics grow with the events scanned, so properties are described from the latest
-MAX_SCANNED_EVENTS events only, and the output states what they cover.
+Cost on chDB 4.4 (2 CPU cores shared with other work, best of 5 to 7 runs), with the demo project
+(about 218,000 events, 14 property paths) alone in the table: event counts took 10 ms, path
+statistics through `JSONAllPathsWithTypes` 70 to 90 ms over all events and 52 ms over the latest
+100,000, and examples of the 14 paths through `getSubcolumn` 84 ms over all events. Both reads
+grow with the paths stored in the same data parts, other projects' paths included: after a
+50,000-event project with 300 paths was merged into the demo's part, path statistics took 1.0 to
+2.2 s over all demo events and 1.0 s over the latest 100,000. So path statistics read the latest
+MAX_SCANNED_EVENTS events, plus the older events of names that do not occur among them; examples
+read fewer events when a project has many paths; and the output states what each covers.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -35,9 +40,10 @@ MAX_PROPERTIES = 200
 MAX_PROPERTIES_PER_EVENT = 30
 MAX_EXAMPLES = 3
 MAX_EXAMPLE_CHARS = 60
-# Path statistics took about 0.5 µs per event (measured above), so 500,000 events take an
-# estimated 0.25 s on such a machine.
-MAX_SCANNED_EVENTS = 500_000
+MAX_SCANNED_EVENTS = 100_000
+# Events times property paths that example queries read at most: all 100,000 scanned events for 20
+# paths, or the latest 10,000 events for 200 paths.
+EXAMPLE_SCAN_CELLS = 2_000_000
 # Property paths per example query, so one query never carries hundreds of aggregates.
 EXAMPLE_PATHS_PER_QUERY = 50
 
@@ -66,7 +72,7 @@ WHERE project_id = {project:String} AND event IN {names:Array(String)}
 """
 
 # The timestamp of the n-th latest event, with the number of events at or after it (ties included).
-SCAN_START_SQL = """
+WINDOW_START_SQL = """
 SELECT count(), min(timestamp)
 FROM events
 WHERE project_id = {project:String}
@@ -76,6 +82,18 @@ WHERE project_id = {project:String}
   )
 """
 
+WINDOW_EVENTS_SQL = """
+SELECT DISTINCT event
+FROM events
+WHERE project_id = {project:String} AND timestamp >= {since:DateTime64(6, 'UTC')}
+"""
+
+# The rows that path statistics and examples read. The second form also reads every event of
+# names missing from the window; it is a separate text so that the common case keeps a plain
+# range on the sort key.
+WINDOW_ROWS = "timestamp >= {since:DateTime64(6, 'UTC')}"
+WINDOW_AND_OLDER_ROWS = "(timestamp >= {since:DateTime64(6, 'UTC')} OR event IN {older_names:Array(String)})"
+
 # JSONAllPathsWithTypes returns, for each event, every path with a non-null value and the type it
 # is stored as (Int64, String, Bool, Array(Nullable(String)), ...).
 PATH_STATS_SQL = """
@@ -83,7 +101,7 @@ SELECT event, path, type, count() AS events
 FROM (
     SELECT event, JSONAllPathsWithTypes(properties) AS paths
     FROM events
-    WHERE project_id = {project:String} AND timestamp >= {since:DateTime64(6, 'UTC')}
+    WHERE project_id = {{project:String}} AND {rows}
 )
 ARRAY JOIN mapKeys(paths) AS path, mapValues(paths) AS type
 GROUP BY event, path, type
@@ -99,7 +117,7 @@ EXAMPLES_AGGREGATE = (
 EXAMPLES_SQL = """
 SELECT {aggregates}
 FROM events
-WHERE project_id = {{project:String}} AND timestamp >= {{since:DateTime64(6, 'UTC')}}
+WHERE project_id = {{project:String}} AND {rows}
 """
 
 EVENTS_COLUMNS = [
@@ -190,7 +208,8 @@ class PropertySummary(BaseModel):
     )
     count: int = Field(description="Events that carry the property.")
     examples: list[str] = Field(
-        description=f"Up to {MAX_EXAMPLES} frequent values as text, each cut to {MAX_EXAMPLE_CHARS} characters."
+        description=f"Up to {MAX_EXAMPLES} frequent values as text, each cut to {MAX_EXAMPLE_CHARS} characters; "
+        "empty when the property is absent from the events that examples come from."
     )
     stored_types: list[StoredType]
 
@@ -202,9 +221,13 @@ class MixedTypeProperty(BaseModel):
 
 
 class PropertiesScope(BaseModel):
-    all_events: bool = Field(description="True when property counts and examples cover every event.")
-    events_scanned: int
-    since: str | None = Field(description="Time of the oldest scanned event, ISO 8601 in UTC.")
+    all_events: bool = Field(description="True when property counts cover every event.")
+    events_scanned: int = Field(description="Events that property counts cover.")
+    since: str | None = Field(description="Time of the oldest of the latest events scanned, ISO 8601 in UTC.")
+    older_events_of: list[str] = Field(
+        description="Event names missing from the latest events whose older events are scanned too."
+    )
+    examples_from_events: int = Field(description="Events that example values come from.")
     note: str
 
 
@@ -230,6 +253,31 @@ class SchemaOutput(BaseModel):
     hints: list[str]
 
 
+@dataclass(frozen=True)
+class Scan:
+    """Events to read: the latest `window` ones, from `since` on, and every event named in
+    `older_names`, which do not occur among them."""
+
+    project_id: str
+    since: dt.datetime
+    window: int
+    older_names: tuple[str, ...] = ()
+    older_count: int = 0
+
+    @property
+    def events(self) -> int:
+        return self.window + self.older_count
+
+    def rows_sql(self) -> str:
+        return WINDOW_AND_OLDER_ROWS if self.older_names else WINDOW_ROWS
+
+    def parameters(self) -> dict[str, Any]:
+        parameters: dict[str, Any] = {"project": self.project_id, "since": time_parameter(self.since)}
+        if self.older_names:
+            parameters["older_names"] = list(self.older_names)
+        return parameters
+
+
 @dataclass
 class PathStats:
     """Counts of one property path over the scanned events."""
@@ -250,7 +298,12 @@ def require_project(store: Store, project_id: str) -> Project:
 
 
 def describe_schema(
-    store: Store, settings: Settings, project_id: str, *, max_scanned_events: int = MAX_SCANNED_EVENTS
+    store: Store,
+    settings: Settings,
+    project_id: str,
+    *,
+    max_scanned_events: int = MAX_SCANNED_EVENTS,
+    example_scan_cells: int = EXAMPLE_SCAN_CELLS,
 ) -> SchemaOutput:
     """Describe a project's events and properties, with hints for writing HogQL."""
     project = require_project(store, project_id)
@@ -259,13 +312,13 @@ def describe_schema(
 
     total, first_at, last_at = store.query(TOTALS_SQL, params, run_settings).rows[0]
     event_rows = store.query(EVENTS_SQL, {**params, "limit": MAX_EVENTS + 1}, run_settings).rows
-    scanned, since = scan_window(store, project_id, total, first_at, max_scanned_events, run_settings)
-    scan = {**params, "since": since.strftime("%Y-%m-%d %H:%M:%S.%f")}
-
+    scan = choose_scan(store, project_id, total, first_at, event_rows, max_scanned_events, run_settings)
     stats, event_paths = path_statistics(store, scan, run_settings) if total else ({}, {})
+
     paths = sorted(stats, key=lambda path: (-stats[path].count, path))
     shown_paths = paths[:MAX_PROPERTIES]
-    examples = example_values(store, shown_paths, scan, run_settings) if shown_paths else {}
+    example_scan = narrow_scan(store, scan, example_scan_cells // max(len(shown_paths), 1), run_settings)
+    examples = example_values(store, example_scan, shown_paths, run_settings) if shown_paths else {}
     recorded = store.property_types(project_id)
 
     properties = [
@@ -305,36 +358,73 @@ def describe_schema(
         events_truncated=len(event_rows) > MAX_EVENTS,
         properties=properties,
         properties_truncated=len(paths) > MAX_PROPERTIES,
-        properties_scope=properties_scope(total, scanned, since),
+        properties_scope=properties_scope(total, scan, example_scan),
         mixed_types=mixed_types(stats, paths),
         hints=hints(present_events, event_paths, set(stats)),
     )
 
 
-def scan_window(
+def choose_scan(
     store: Store,
     project_id: str,
     total: int,
     first_at: dt.datetime,
-    max_scanned_events: int,
+    event_rows: list[list[Any]],
+    limit: int,
     run_settings: dict,
-) -> tuple[int, dt.datetime]:
-    """Return how many events property statistics scan, and the time of the oldest one."""
-    if total <= max_scanned_events:
-        return total, as_utc(first_at)
+) -> Scan:
+    """Choose the events that path statistics read: all of them, or the latest `limit` ones plus
+    the older events of listed names missing from those, rarest first, up to `limit` more."""
+    if total <= limit:
+        return Scan(project_id, as_utc(first_at), total)
 
-    params = {"project": project_id, "offset": max_scanned_events - 1}
-    scanned, since = store.query(SCAN_START_SQL, params, run_settings).rows[0]
-    return scanned, as_utc(since)
+    window, since = latest_window(store, project_id, limit, run_settings)
+    in_window = {
+        row[0]
+        for row in store.query(
+            WINDOW_EVENTS_SQL, {"project": project_id, "since": time_parameter(since)}, run_settings
+        ).rows
+    }
+    missing = sorted((count, event) for event, count, _ in event_rows[:MAX_EVENTS] if event not in in_window)
+    older_names: list[str] = []
+    older_count = 0
+    for count, event in missing:
+        if older_count + count > limit:
+            break
+        older_names.append(event)
+        older_count += count
+    return Scan(project_id, since, window, tuple(older_names), older_count)
+
+
+def narrow_scan(store: Store, scan: Scan, limit: int, run_settings: dict) -> Scan:
+    """Return the scan with its window cut to the latest `limit` events, when it is wider."""
+    if scan.window <= limit:
+        return scan
+
+    window, since = latest_window(store, scan.project_id, limit, run_settings)
+    return replace(scan, window=window, since=since)
+
+
+def latest_window(store: Store, project_id: str, limit: int, run_settings: dict) -> tuple[int, dt.datetime]:
+    """Return the number of the latest `limit` events, ties at the oldest included, and its time."""
+    params = {"project": project_id, "offset": max(limit, 1) - 1}
+    window, since = store.query(WINDOW_START_SQL, params, run_settings).rows[0]
+    return window, as_utc(since)
+
+
+def time_parameter(value: dt.datetime) -> str:
+    """Format a time as the text a DateTime64(6, 'UTC') query parameter takes."""
+    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def path_statistics(
-    store: Store, scan: dict[str, str], run_settings: dict
+    store: Store, scan: Scan, run_settings: dict
 ) -> tuple[dict[str, PathStats], dict[str, dict[str, int]]]:
-    """Count the scanned events per property path and stored JSON type, and per event name and path."""
+    """Count the scanned events per property path and stored JSON type, and per event and path."""
     stats: dict[str, PathStats] = defaultdict(PathStats)
     event_paths: dict[str, dict[str, int]] = defaultdict(dict)
-    for event, path, stored_type, count in store.query(PATH_STATS_SQL, scan, run_settings).rows:
+    sql = PATH_STATS_SQL.format(rows=scan.rows_sql())
+    for event, path, stored_type, count in store.query(sql, scan.parameters(), run_settings).rows:
         kind = json_type(stored_type)
         stats[path].count += count
         stats[path].stored[kind] = stats[path].stored.get(kind, 0) + count
@@ -342,28 +432,38 @@ def path_statistics(
     return stats, event_paths
 
 
-def properties_scope(total: int, scanned: int, since: dt.datetime) -> PropertiesScope:
+def properties_scope(total: int, scan: Scan, example_scan: Scan) -> PropertiesScope:
     if total == 0:
-        return PropertiesScope(all_events=True, events_scanned=0, since=None, note="The project has no events yet.")
-    if scanned >= total:
         return PropertiesScope(
             all_events=True,
-            events_scanned=total,
-            since=iso_utc(since),
-            note=f"Property counts and examples cover all {total} events.",
+            events_scanned=0,
+            since=None,
+            older_events_of=[],
+            examples_from_events=0,
+            note="The project has no events yet.",
         )
+
+    since = iso_utc(scan.since)
+    if scan.window >= total:
+        note = f"Property counts cover all {total} events."
+    else:
+        note = f"Property counts cover the latest {scan.window} of {total} events, since {since}"
+        if scan.older_names:
+            note += f", plus all older events named {', '.join(scan.older_names)} ({scan.older_count})"
+        note += "; properties sent only on other events before then are not listed."
+    if example_scan.events < scan.events:
+        note += f" Examples come from {example_scan.events} of these events, the latest ones."
     return PropertiesScope(
-        all_events=False,
-        events_scanned=scanned,
-        since=iso_utc(since),
-        note=f"Property counts and examples cover the latest {scanned} of {total} events, since "
-        f"{iso_utc(since)}; properties sent only before then are not listed.",
+        all_events=scan.window >= total,
+        events_scanned=scan.events,
+        since=since,
+        older_events_of=list(scan.older_names),
+        examples_from_events=example_scan.events,
+        note=note,
     )
 
 
-def example_values(
-    store: Store, paths: list[str], scan: dict[str, str], run_settings: dict
-) -> dict[str, list[str]]:
+def example_values(store: Store, scan: Scan, paths: list[str], run_settings: dict) -> dict[str, list[str]]:
     """Return up to MAX_EXAMPLES frequent values of each path, as text cut to MAX_EXAMPLE_CHARS."""
     examples: dict[str, list[str]] = {}
     for start in range(0, len(paths), EXAMPLE_PATHS_PER_QUERY):
@@ -373,8 +473,9 @@ def example_values(
             EXAMPLES_AGGREGATE.format(count=MAX_EXAMPLES, index=index, chars=MAX_EXAMPLE_CHARS + 1)
             for index in range(len(chunk))
         )
-        params = {**scan, **{f"path_{index}": path for index, path in enumerate(chunk)}}
-        row = store.query(EXAMPLES_SQL.format(aggregates=aggregates), params, run_settings).rows[0]
+        sql = EXAMPLES_SQL.format(aggregates=aggregates, rows=scan.rows_sql())
+        params = {**scan.parameters(), **{f"path_{index}": path for index, path in enumerate(chunk)}}
+        row = store.query(sql, params, run_settings).rows[0]
         for path, values in zip(chunk, row):
             examples[path] = [shorten(value) for value in values]
     return examples

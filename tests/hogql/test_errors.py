@@ -178,7 +178,7 @@ BAD_QUERIES = [
     (
         "SELECT event FROM events LIMIT {plan}",
         UnsupportedError,
-        "LIMIT must be a whole number, or a placeholder holding one.",
+        "LIMIT must be a whole number of 0 or more, or a placeholder holding one; found '{plan}'.",
         1,
         32,
         "{plan}",
@@ -186,7 +186,7 @@ BAD_QUERIES = [
     (
         "SELECT event FROM events LIMIT 10 + 1",
         UnsupportedError,
-        "LIMIT must be a whole number, or a placeholder holding one.",
+        "LIMIT must be a whole number of 0 or more, or a placeholder holding one; found '10 + 1'.",
         1,
         32,
         "10 + 1",
@@ -202,9 +202,31 @@ BAD_QUERIES = [
     # The column is counted in the text as written, before `$browser` is quoted for sqlglot.
     ("SELECT properties.$browser, nope(1) FROM events", UnknownFunctionError, "Function 'nope' is not allowed.", 1, 29, "nope"),
     ("SELECT {days}, nope(1)", UnknownFunctionError, "Function 'nope' is not allowed.", 1, 16, "nope"),
-    ("SELECT FROM WHERE", HogQLSyntaxError, "Syntax error: Expected table name but got 'WHERE'.", 1, 13, "WHERE"),
-    ("SELECT 'abc", HogQLSyntaxError, "Unterminated string literal.", 1, 8, "'"),
-    ("SELECT 1 FROM events /* open", HogQLSyntaxError, "Unterminated /* comment.", 1, 22, "/*"),
+    (
+        "SELECT FROM WHERE",
+        HogQLSyntaxError,
+        "Incomplete SELECT: expected a column or expression after SELECT.",
+        1,
+        1,
+        "SELECT",
+    ),
+    (
+        "SELECT 'abc",
+        HogQLSyntaxError,
+        "Unterminated string literal: the quote that opens it is never closed. "
+        "Write a quote inside a string as \\' or ''.",
+        1,
+        8,
+        "'",
+    ),
+    (
+        "SELECT 1 FROM events /* open",
+        HogQLSyntaxError,
+        "Unterminated comment: the /* that opens it is never closed with */.",
+        1,
+        22,
+        "/*",
+    ),
     (
         "SELECT $$x$$",
         HogQLSyntaxError,
@@ -214,7 +236,7 @@ BAD_QUERIES = [
         "$$x$$",
     ),
     ("", HogQLSyntaxError, "The query is empty. Write a SELECT statement.", None, None, None),
-    ("  -- only a comment\n", HogQLSyntaxError, "The query is empty. Write a SELECT statement.", None, None, None),
+    ("  -- only a comment\n", HogQLSyntaxError, "The query contains only comments. Write a SELECT statement.", None, None, None),
     (
         "SELECT 1 FROM events AS uuid",
         NotAllowedError,
