@@ -35,9 +35,10 @@ Pulseboard answers product-analytics questions over events keyed by account.
 Query the `events` table (uuid, event, distinct_id, timestamp, properties) with HogQL through
 analytics_query; read properties as properties.account_id, properties.$browser or properties['x'].
 Usage events, `$exception` errors, `support_ticket_opened` tickets and `subscription_started` /
-`plan_changed` revenue events (properties mrr, plan) share one table. Use list_recipes and
-run_recipe for stored analyses such as account_health_score, and publish_query to share a result
-as a public dashboard URL."""
+`plan_changed` revenue events (properties mrr, plan) share one table. Call describe_schema first
+to see the event names, property paths and their types. Use list_recipes and run_recipe for stored
+analyses such as account_health_score, and publish_query to share a result as a public dashboard
+URL."""
 
 VariableValue = str | int | float | bool
 

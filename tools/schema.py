@@ -5,15 +5,15 @@ property paths with their recorded types, counts, example values and the JSON ty
 were stored as. The queries here are internal ClickHouse SQL against the physical events table,
 not user HogQL; every value they use, property paths included, is a bound parameter.
 
-Cost on chDB 4.4 (2 CPU cores shared with other work, best of 5 to 7 runs), with the demo project
-(about 218,000 events, 14 property paths) alone in the table: event counts took 10 ms, path
-statistics through `JSONAllPathsWithTypes` 70 to 90 ms over all events and 52 ms over the latest
-100,000, and examples of the 14 paths through `getSubcolumn` 84 ms over all events. Both reads
-grow with the paths stored in the same data parts, other projects' paths included: after a
-50,000-event project with 300 paths was merged into the demo's part, path statistics took 1.0 to
-2.2 s over all demo events and 1.0 s over the latest 100,000. So path statistics read the latest
-MAX_SCANNED_EVENTS events, plus the older events of names that do not occur among them; examples
-read fewer events when a project has many paths; and the output states what each covers.
+Path statistics come from `JSONAllPathsWithTypes` and examples from `getSubcolumn`. Both get
+slower with every path stored in the same data parts, other projects' paths included. This was
+measured on chDB 4.4 (2 CPU cores shared with other work, medians of 5 to 7 runs) over all
+218,000 events of the demo project. Path statistics took 70 to 90 ms with the demo alone in the
+table, and 1.0 to 2.2 s after a 50,000-event project with 300 paths was merged into the same
+part. So path
+statistics read the latest MAX_SCANNED_EVENTS events, plus the older events of names that do not
+occur among them. Examples read fewer events when a project has many paths, and the output states
+what each covers. The whole call then took 200 ms on the demo alone and 1.6 s on the merged part.
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ WHERE project_id = {project:String} AND timestamp >= {since:DateTime64(6, 'UTC')
 """
 
 # The rows that path statistics and examples read. The second form also reads every event of
-# names missing from the window; it is a separate text so that the common case keeps a plain
-# range on the sort key.
+# names missing from the window. It is a separate text, so the common case keeps a plain range on
+# the sort key.
 WINDOW_ROWS = "timestamp >= {since:DateTime64(6, 'UTC')}"
 WINDOW_AND_OLDER_ROWS = "(timestamp >= {since:DateTime64(6, 'UTC')} OR event IN {older_names:Array(String)})"
 
