@@ -134,7 +134,7 @@ def parse_args() -> argparse.Namespace:
 def print_direct_inserts(store: Store, end: dt.datetime) -> None:
     needed = sum(case.batch_size * case.inserts for case in INSERT_CASES)
     rows = usage_event_rows(needed, seed=1, end=end)
-    # The first insert records the property definitions; do it before timing.
+    # The first insert of a project also records its property definitions, so it runs before timing.
     store.insert_events(PROJECT, usage_event_rows(10, seed=2, end=end))
 
     table = []
@@ -274,7 +274,7 @@ def print_http(
     ))
     print()
     total_ok = sum(row[2] for row in table)
-    print(f"Events in the server's store: {stored:,} (2xx answers: {total_ok:,}); ERROR lines in its log: "
+    print(f"Events in the server's store: {stored:,} (2xx responses: {total_ok:,}); ERROR lines in its log: "
           f"{len(server_errors)}")
     print()
 

@@ -35,7 +35,8 @@ class KeyCachingStore(Store):
     """A store that remembers accepted ingestion keys, to measure what a key cache would save.
 
     pulseboard's own `Store.check_ingest_key` runs one query per request. This variant is used
-    only with `--cache-ingest-keys` and never forgets a key, so it is no model for revocation.
+    only with `--cache-ingest-keys`. It keeps every accepted key until the process ends, so it
+    ignores key rotation.
     """
 
     def __init__(self, client: Client, url: str = "") -> None:
