@@ -1,7 +1,7 @@
 """Benchmark ingestion: direct inserts by batch size, the HTTP endpoint under concurrent clients,
 and the file importer.
 
-Usage: /work/venv/bin/python bench/bench_ingest.py [--requests N] [--concurrency 1 16 64] [--import-rows N]
+Usage: .venv/bin/python bench/bench_ingest.py [--requests N] [--concurrency 1 16 64] [--import-rows N]
        [--cache-ingest-keys]
 
 (a) `Store.insert_events` with batches of 1, 100 and 1,000 events, and with 8 threads inserting one

@@ -1,6 +1,6 @@
 """Benchmark the ways to read a JSON property, the two forms of the project guard, and a compiled query.
 
-Usage: /work/venv/bin/python bench/bench_property_reads.py [--events N] [--other-events M] [--runs R]
+Usage: .venv/bin/python bench/bench_property_reads.py [--events N] [--other-events M] [--runs R]
 
 The store gets N events in the project `bench` and M events in the project `neighbour`, with the
 mixed stored types described in generators.py. The queries of each table run in rounds, one run

@@ -1,6 +1,6 @@
 """Benchmark compiling and running the queries an agent sends, on demo data at two scales.
 
-Usage: /work/venv/bin/python bench/bench_queries.py [--extra-accounts 40 300] [--runs R] [--compile-runs C]
+Usage: .venv/bin/python bench/bench_queries.py [--extra-accounts 40 300] [--runs R] [--compile-runs C]
 
 For each scale, the demo generator (`pulseboard.server.demo`) writes the five reference accounts
 plus the given number of generated accounts into a project of its own, through the ingestion
