@@ -61,3 +61,12 @@ def test_pool_lends_distinct_clients(store: Store):
         assert second.query("SELECT 2").result_rows == [(2,)]
     with store.connection() as again:
         assert again in (first, second)
+
+
+def test_ingest_key_hash_is_reused(store: Store, project):
+    created, key = project
+    assert store.check_ingest_key(created.project_id, key) is True
+    cached_hash, _ = store._ingest_key_hashes[created.project_id]
+    assert keys_match(key, cached_hash) is True
+    assert store.check_ingest_key(created.project_id, "pbi_wrong") is False
+    assert store.check_ingest_key(created.project_id, key) is True
