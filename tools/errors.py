@@ -60,7 +60,7 @@ def call_tool(name: str, work: Callable[[], T]) -> T:
         logger.info("tool %s rejected the request: %s", name, error)
         raise ToolError(str(error)) from None
     except DatabaseError as error:
-        # A store call outside run_hogql failed: not the caller's query, so not the caller's to fix.
+        # A store call outside run_hogql failed. The caller's query did not cause it, so the caller cannot fix it.
         error_id = secrets.token_hex(4)
         logger.error("tool %s failed in ClickHouse with error %s: %s", name, error_id, clickhouse_message(error))
         raise ToolError(f"Internal error {error_id} in {name}; the server log has the details.") from None
