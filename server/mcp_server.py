@@ -21,7 +21,14 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 
 from pulseboard.server.runtime import Runtime
 from pulseboard.tools.errors import UserInputError, call_tool
-from pulseboard.tools.publish import PublishOutput, publish
+from pulseboard.tools.publish import (
+    PublicationInfo,
+    PublicationList,
+    PublishOutput,
+    list_project_publications,
+    publish,
+    revoke,
+)
 from pulseboard.tools.query import QueryOutput, run_hogql
 from pulseboard.tools.recipes import RecipeInfo, list_recipes as load_recipe_infos, run_recipe as run_stored_recipe
 from pulseboard.tools.schema import SchemaOutput, describe_schema as describe_project_schema, require_project
@@ -204,6 +211,34 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
             return describe_project_schema(store, settings, project_id)
 
         return await run_tool("describe_schema", work)
+
+    @server.tool(
+        title="List published results",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+    )
+    async def list_publications(project_id: ProjectId = settings.default_project) -> PublicationList:
+        """List a project's publications with their sources and state; keys are never returned."""
+
+        def work() -> PublicationList:
+            return list_project_publications(store, settings, project_id)
+
+        return await run_tool("list_publications", work)
+
+    @server.tool(
+        title="Revoke a published result",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
+                                    open_world_hint=False),
+    )
+    async def revoke_publication(
+        publication_id: Annotated[str, Field(description="Id from publish_query or list_publications.")],
+        project_id: ProjectId = settings.default_project,
+    ) -> PublicationInfo:
+        """Revoke a publication: its URL returns 404 from the next view on. This cannot be undone."""
+
+        def work() -> PublicationInfo:
+            return revoke(store, settings, project_id, publication_id)
+
+        return await run_tool("revoke_publication", work)
 
     @server.resource(
         "schema://{project_id}",

@@ -218,3 +218,48 @@ async def test_run_recipe_unknown_id(runtime: Runtime):
     assert result.is_error is True
     assert "nope" in result.content[0].text
     assert "account_health_score" in result.content[0].text
+
+
+@pytest.mark.anyio
+async def test_list_and_revoke_publications(runtime: Runtime):
+    project_id = runtime.settings.default_project
+    async with Client(create_mcp(runtime)) as client:
+        published = await client.call_tool(
+            "publish_query", {"description": "Events by name", "hogql": "SELECT event, count() AS n FROM events GROUP BY event"}
+        )
+        publication_id = published.structured_content["publication_id"]
+        key = published.structured_content["public_url"].split("key=")[1]
+        listed = await client.call_tool("list_publications", {})
+        revoked = await client.call_tool("revoke_publication", {"publication_id": publication_id})
+        unknown = await client.call_tool("revoke_publication", {"publication_id": "pub_0000000000000000"})
+
+    entries = listed.structured_content["publications"]
+    assert [entry["publication_id"] for entry in entries] == [publication_id]
+    assert entries[0]["url_without_key"] == f"{BASE}/q/{publication_id}"
+    assert entries[0]["revoked"] is False
+    assert key not in json.dumps(listed.structured_content)
+    assert revoked.structured_content["revoked"] is True
+    assert unknown.is_error is True
+    assert unknown.content[0].text == (
+        "Error executing tool revoke_publication: Publication 'pub_0000000000000000' does not exist in project "
+        f"'{project_id}'; list_publications shows the ids."
+    )
+
+    app = create_app(runtime, api_token=TOKEN)
+    with TestClient(app, base_url=BASE) as http:
+        view = http.get(f"/q/{publication_id}?key={key}&format=json")
+    assert view.status_code == 404
+
+
+@pytest.mark.anyio
+async def test_revoke_needs_the_owning_project(runtime: Runtime, store: Store):
+    other, _ = store.create_project("o" + uuid.uuid4().hex[:12])
+    async with Client(create_mcp(runtime)) as client:
+        published = await client.call_tool("publish_query", {"description": "d", "hogql": "SELECT 1 AS one"})
+        publication_id = published.structured_content["publication_id"]
+        foreign = await client.call_tool(
+            "revoke_publication", {"publication_id": publication_id, "project_id": other.project_id}
+        )
+        listed = await client.call_tool("list_publications", {})
+    assert foreign.is_error is True
+    assert [entry["revoked"] for entry in listed.structured_content["publications"]] == [False]

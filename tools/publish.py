@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from pulseboard.server.settings import Settings
-from pulseboard.server.store import Store, utcnow
+from pulseboard.server.store import Publication, Store, utcnow
 from pulseboard.tools.errors import UserInputError
 from pulseboard.tools.query import Column, QueryOutput, run_hogql
 
@@ -90,3 +90,62 @@ def publish(
         preview_rows=output.rows[:PREVIEW_ROWS],
         row_count=output.row_count,
     )
+
+
+class PublicationInfo(BaseModel):
+    """A stored publication as its owner sees it; the key is never included."""
+
+    publication_id: str
+    url_without_key: str = Field(description="The public URL without its key; the key was shown once, at publishing.")
+    title: str
+    description: str
+    recipe_id: str
+    hogql: str
+    params: dict[str, Any]
+    cache_ttl_s: int
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked: bool
+
+
+class PublicationList(BaseModel):
+    publications: list[PublicationInfo]
+
+
+def publication_info(settings: Settings, publication: Publication) -> PublicationInfo:
+    return PublicationInfo(
+        publication_id=publication.publication_id,
+        url_without_key=f"{settings.public_url}/q/{publication.publication_id}",
+        title=publication.title,
+        description=publication.description,
+        recipe_id=publication.recipe_id,
+        hogql=publication.hogql,
+        params=publication.params,
+        cache_ttl_s=publication.cache_ttl_s,
+        created_at=publication.created_at,
+        expires_at=publication.expires_at,
+        revoked=publication.revoked,
+    )
+
+
+def list_project_publications(store: Store, settings: Settings, project_id: str) -> PublicationList:
+    """List a project's publications, oldest first, revoked ones included."""
+    if store.get_project(project_id) is None:
+        raise UserInputError(f"Project {project_id!r} does not exist; check the project_id.")
+    return PublicationList(
+        publications=[publication_info(settings, item) for item in store.list_publications(project_id)]
+    )
+
+
+def revoke(store: Store, settings: Settings, project_id: str, publication_id: str) -> PublicationInfo:
+    """Revoke a project's publication, so its URL returns 404 from the next view on."""
+    found = store.get_publication(publication_id)
+    if found is None or found[0].project_id != project_id:
+        raise UserInputError(
+            f"Publication {publication_id!r} does not exist in project {project_id!r}; "
+            "list_publications shows the ids."
+        )
+
+    store.revoke_publication(publication_id)
+    publication, _ = store.get_publication(publication_id)
+    return publication_info(settings, publication)
