@@ -25,9 +25,11 @@ from pulseboard.tools.publish import (
     PublicationInfo,
     PublicationList,
     PublishOutput,
+    RotatedKey,
     list_project_publications,
     publish,
     revoke,
+    rotate_key,
 )
 from pulseboard.tools.query import QueryOutput, run_hogql
 from pulseboard.tools.recipes import RecipeInfo, list_recipes as load_recipe_infos, run_recipe as run_stored_recipe
@@ -239,6 +241,24 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
             return revoke(store, settings, project_id, publication_id)
 
         return await run_tool("revoke_publication", work)
+
+    @server.tool(
+        title="Rotate the key of a published result",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                                    open_world_hint=False),
+    )
+    async def rotate_publication_key(
+        publication_id: Annotated[str, Field(description="Id from publish_query or list_publications.")],
+        project_id: ProjectId = settings.default_project,
+    ) -> RotatedKey:
+        """Give a publication a new key and return its new public URL. The old key keeps working for
+        one hour, then gets 404. Only the latest previous key is kept, so rotating again ends the
+        older key's hour at once. A revoked publication cannot be rotated."""
+
+        def work() -> RotatedKey:
+            return rotate_key(store, settings, project_id, publication_id)
+
+        return await run_tool("rotate_publication_key", work)
 
     @server.resource(
         "schema://{project_id}",

@@ -94,7 +94,21 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        2,
+        "publication key rotation: previous key hash and its expiry",
+        [
+            """
+            ALTER TABLE publications
+                ADD COLUMN IF NOT EXISTS previous_key_hash String DEFAULT '',
+                ADD COLUMN IF NOT EXISTS previous_key_valid_until Nullable(DateTime64(6, 'UTC'))
+            """,
+        ],
+    ),
 ]
+
+# Compared against when no stored hash exists, so every lookup takes the same hashing work.
+_NO_KEY_HASH = "0" * 64
 
 
 class StoreError(Exception):
@@ -126,6 +140,15 @@ class Publication:
     created_at: dt.datetime
     expires_at: dt.datetime | None
     revoked: bool
+
+
+@dataclass(frozen=True)
+class PublicationKeys:
+    """Hashes of the keys that open a publication; the previous key works until its expiry."""
+
+    key_hash: str
+    previous_key_hash: str = ""
+    previous_key_valid_until: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -490,7 +513,15 @@ class Store:
         logger.info("created publication %s in project %s", publication.publication_id, project_id)
         return publication, key
 
-    def _write_publication(self, publication: Publication, key_hash: str) -> None:
+    def _write_publication(
+        self,
+        publication: Publication,
+        key_hash: str,
+        *,
+        previous_key_hash: str = "",
+        previous_key_valid_until: dt.datetime | None = None,
+    ) -> None:
+        """Write a whole publication row under a new version, which replaces the older rows."""
         self._insert(
             "publications",
             [[
@@ -506,22 +537,29 @@ class Store:
                 publication.created_at,
                 publication.expires_at,
                 int(publication.revoked),
+                previous_key_hash,
+                previous_key_valid_until,
                 time.time_ns(),
             ]],
             column_names=[
                 "publication_id", "project_id", "title", "description", "recipe_id", "hogql", "params",
-                "key_hash", "cache_ttl_s", "created_at", "expires_at", "revoked", "version",
+                "key_hash", "cache_ttl_s", "created_at", "expires_at", "revoked", "previous_key_hash",
+                "previous_key_valid_until", "version",
             ],
         )
 
     _PUBLICATION_COLUMNS = (
         "publication_id, project_id, title, description, recipe_id, hogql, params, cache_ttl_s, "
-        "created_at, expires_at, revoked, key_hash"
+        "created_at, expires_at, revoked, key_hash, previous_key_hash, previous_key_valid_until"
     )
+
+    # Serialises read-modify-write of publication rows in this process, so a rotation that read a
+    # live row cannot overwrite a revocation written in between.
+    _publication_lock = threading.Lock()
 
     def _publication_from_row(self, row: Sequence[Any]) -> Publication:
         (publication_id, project_id, title, description, recipe_id, hogql, params, cache_ttl_s,
-         created_at, expires_at, revoked, _key_hash) = row
+         created_at, expires_at, revoked, *_keys) = row
         return Publication(
             publication_id=publication_id,
             project_id=project_id,
@@ -536,29 +574,54 @@ class Store:
             revoked=bool(revoked),
         )
 
-    def get_publication(self, publication_id: str) -> tuple[Publication, str] | None:
-        """Return a publication and its key hash, or None when the id is unknown."""
+    def _keys_from_row(self, row: Sequence[Any]) -> PublicationKeys:
+        key_hash, previous_key_hash, previous_key_valid_until = row[-3:]
+        return PublicationKeys(
+            key_hash=key_hash,
+            previous_key_hash=previous_key_hash,
+            previous_key_valid_until=_aware(previous_key_valid_until) if previous_key_valid_until else None,
+        )
+
+    def get_publication_keys(self, publication_id: str) -> tuple[Publication, PublicationKeys] | None:
+        """Return a publication and the hashes of its keys, or None when the id is unknown."""
         rows = self._query(
             f"SELECT {self._PUBLICATION_COLUMNS} FROM publications FINAL WHERE publication_id = {{i:String}}",
             {"i": publication_id},
         ).result_rows
         if not rows:
             return None
-        return self._publication_from_row(rows[0]), rows[0][-1]
+        return self._publication_from_row(rows[0]), self._keys_from_row(rows[0])
+
+    def get_publication(self, publication_id: str) -> tuple[Publication, str] | None:
+        """Return a publication and its current key hash, or None when the id is unknown."""
+        found = self.get_publication_keys(publication_id)
+        if found is None:
+            return None
+        publication, keys = found
+        return publication, keys.key_hash
 
     def open_publication(self, publication_id: str, key: str) -> Publication | None:
-        """Return a live publication when the key matches; None for unknown, wrong key, revoked or expired."""
-        found = self.get_publication(publication_id)
+        """Return a live publication when the key matches; None for unknown, wrong key, revoked or expired.
+
+        The current key always matches; the previous key matches until its previous_key_valid_until.
+        """
+        found = self.get_publication_keys(publication_id)
         if found is None:
-            keys_match(key, "0" * 64)
+            keys_match(key, _NO_KEY_HASH)
+            keys_match(key, _NO_KEY_HASH)
             return None
 
-        publication, key_hash = found
-        if not keys_match(key, key_hash):
+        publication, keys = found
+        now = utcnow()
+        # Both comparisons always run, so the time taken does not tell whether a previous key exists.
+        current = keys_match(key, keys.key_hash)
+        previous = keys_match(key, keys.previous_key_hash or _NO_KEY_HASH)
+        previous_live = keys.previous_key_valid_until is not None and keys.previous_key_valid_until > now
+        if not (current or (previous and previous_live)):
             return None
         if publication.revoked:
             return None
-        if publication.expires_at is not None and publication.expires_at <= utcnow():
+        if publication.expires_at is not None and publication.expires_at <= now:
             return None
         return publication
 
@@ -571,15 +634,46 @@ class Store:
         return [self._publication_from_row(row) for row in rows]
 
     def revoke_publication(self, publication_id: str) -> bool:
-        found = self.get_publication(publication_id)
-        if found is None:
-            return False
+        with self._publication_lock:
+            found = self.get_publication_keys(publication_id)
+            if found is None:
+                return False
 
-        publication, key_hash = found
-        revoked = Publication(**{**publication.__dict__, "revoked": True})
-        self._write_publication(revoked, key_hash)
+            publication, keys = found
+            revoked = Publication(**{**publication.__dict__, "revoked": True})
+            self._write_publication(
+                revoked,
+                keys.key_hash,
+                previous_key_hash=keys.previous_key_hash,
+                previous_key_valid_until=keys.previous_key_valid_until,
+            )
         logger.info("revoked publication %s", publication_id)
         return True
+
+    def rotate_publication_key(self, publication_id: str, *, grace_s: int) -> str | None:
+        """Give a publication a new key and return it, or None when the id is unknown.
+
+        The replaced key keeps opening the publication for grace_s seconds. Only one previous key
+        is kept, so a second rotation ends the first key's grace period at once.
+        """
+        if grace_s < 0:
+            raise ValueError(f"grace_s must be 0 or more seconds, got {grace_s}.")
+
+        with self._publication_lock:
+            found = self.get_publication_keys(publication_id)
+            if found is None:
+                return None
+
+            publication, keys = found
+            key = new_key("")
+            self._write_publication(
+                publication,
+                hash_key(key),
+                previous_key_hash=keys.key_hash,
+                previous_key_valid_until=utcnow() + dt.timedelta(seconds=grace_s),
+            )
+        logger.info("rotated the key of publication %s, previous key valid for %d s", publication_id, grace_s)
+        return key
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

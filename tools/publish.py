@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 
 PREVIEW_ROWS = 10
 
+# Seconds the replaced key keeps working after rotate_key, so viewers have time to get the new link.
+# After that the old key gets 404.
+KEY_ROTATION_GRACE_S = 3600
+
 
 class PublishOutput(BaseModel):
     publication_id: str
@@ -149,3 +153,37 @@ def revoke(store: Store, settings: Settings, project_id: str, publication_id: st
     store.revoke_publication(publication_id)
     publication, _ = store.get_publication(publication_id)
     return publication_info(settings, publication)
+
+
+class RotatedKey(BaseModel):
+    publication_id: str
+    public_url: str = Field(description="Public link with the new access key; it is shown only this once.")
+    old_key_valid_until: dt.datetime = Field(
+        description="Time until which the old link keeps working; after it the old link gets 404."
+    )
+
+
+def rotate_key(store: Store, settings: Settings, project_id: str, publication_id: str) -> RotatedKey:
+    """Give a project's publication a new key. The old key keeps working for KEY_ROTATION_GRACE_S seconds."""
+    found = store.get_publication(publication_id)
+    if found is None or found[0].project_id != project_id:
+        raise UserInputError(
+            f"Publication {publication_id!r} does not exist in project {project_id!r}; "
+            "list_publications shows the ids."
+        )
+    if found[0].revoked:
+        raise UserInputError(
+            f"Publication {publication_id!r} is revoked and cannot be rotated; publish the query again "
+            "with publish_query to get a new link."
+        )
+
+    key = store.rotate_publication_key(publication_id, grace_s=KEY_ROTATION_GRACE_S)
+    if key is None:
+        raise UserInputError(f"Publication {publication_id!r} no longer exists; list_publications shows the ids.")
+
+    _, keys = store.get_publication_keys(publication_id)
+    return RotatedKey(
+        publication_id=publication_id,
+        public_url=f"{settings.public_url}/q/{publication_id}?key={key}",
+        old_key_valid_until=keys.previous_key_valid_until,
+    )
