@@ -257,7 +257,7 @@ def lookup_function(name: str) -> FunctionName | None:
 
 
 def _trailing_combinator(name: str) -> str | None:
-    # Longest first, so "MergeState" is preferred over "State".
+    # Longer combinators are tried first, so "MergeState" is preferred over "State".
     for combinator in sorted(AGGREGATE_COMBINATORS, key=len, reverse=True):
         if len(name) > len(combinator) and name.lower().endswith(combinator.lower()):
             return combinator

@@ -20,8 +20,8 @@ as soon as one event lacks the property. A cast to a number reads the property a
 cast to Bool as Boolean, so "49.5" and 49.5 both convert and "abc" gives NULL.
 
 Cost, measured on chDB 4.4 with 2M events of mixed int, string and float values (2 CPU cores,
-median of 7 runs of a sum over the read): the typed subcolumn read took 11.5 ms and the Float64
-CAST 26.0 ms. accurateCastOrNull took 29.3 ms, and toFloat64OrNull over the string read 48.8 ms.
+median of 7 runs of a sum over the read): the typed subcolumn read took 11.5 ms. The Float64 CAST
+took 26.0 ms. accurateCastOrNull took 29.3 ms, and toFloat64OrNull over the string read 48.8 ms.
 The String CAST took 26.7 ms. The Boolean transform took 74 ms, against 211 ms for the Bool CAST.
 """
 
@@ -131,7 +131,7 @@ def _read_type(path: PropertyPath, context: CompileContext) -> PropertyType:
 
     recorded = context.property_types.get(path.type_key, "String")
     if recorded in ("Numeric", "Boolean") and _is_to_string_argument(path.node):
-        # toString asks for the text as sent: an account id first sent as 42 must still read
+        # toString requests the text as sent: an account id first sent as 42 must still read
         # "b" for another event, where a Numeric read would give NULL.
         return "String"
     if recorded != "String":

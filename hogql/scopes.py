@@ -24,7 +24,7 @@ def select_sources(select: exp.Select) -> list[exp.Expr]:
 
 
 def source_name(source: exp.Expr) -> str:
-    """The name that qualifies a source's columns: its alias, else the table's name."""
+    """Return the name that qualifies a source's columns: its alias, else the table's name."""
     if isinstance(source, exp.Table):
         return source.alias_or_name
     return source.alias

@@ -347,7 +347,7 @@ SELECT
                 'little usage growth: +', toString(round(100 * trend / greatest(events_prev_14d, 1))),
                 '% (+', toString(trend), ' events)'
             ),
-        -- Usage is scored against the busiest account, so the signal says how far behind it is.
+        -- Usage is scored against the busiest account, so the signal gives the share of its events.
         top_lost = usage_lost,
             concat(
                 'usage: ', toString(events_30d), ' events in 30 days, ',

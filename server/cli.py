@@ -529,7 +529,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if store.list_projects():
             raise CommandError(
-                f"{settings.data_dir} already holds a pulseboard store; the demo needs a fresh data "
+                f"{settings.data_dir} already contains a pulseboard store; the demo needs a new, empty data "
                 "directory. Omit --data-dir to use a new temporary one."
             )
         store.create_project(project_id, name="Demo")
@@ -655,8 +655,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(**overrides)
 
 
-# Commands that print a result log only warnings unless --log-level or PULSEBOARD_LOG_LEVEL asks
-# for more, so their output is not buried under request lines.
+# Commands that print a result log only warnings unless --log-level or PULSEBOARD_LOG_LEVEL sets
+# another level, so their output is not buried under request lines.
 QUIET_COMMANDS = {"project", "query", "import", "publish"}
 
 

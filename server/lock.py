@@ -1,4 +1,4 @@
-"""One process per embedded store folder, and a way to find the process that holds it.
+"""One process per embedded store folder, and a way to find the process that has it open.
 
 chDB opens a data folder from one process only; a second one fails with an unhelpful
 `Error initializing EmbeddedServer`. A lock file beside the folder turns that into a message

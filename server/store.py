@@ -116,7 +116,7 @@ class StoreError(Exception):
 
 
 class StoreLockedError(StoreError):
-    """Another process holds the embedded store folder."""
+    """Another process has the embedded store folder open."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Shared fixtures: one embedded chDB store per test process, one fresh project per test.
 
-chDB holds one data folder per process, so the store is opened once per session in a temporary
+chDB opens one data folder per process, so the store is opened once per session in a temporary
 folder, and tests stay apart by working in their own project.
 """
 

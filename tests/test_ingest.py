@@ -754,7 +754,8 @@ async def test_writer_close_flushes_pending(store: Store, project: tuple[Project
     assert stored_count(store, created.project_id) == 0
     await asyncio.wait_for(writer.close(), timeout=10)
 
-    assert pending.done() and pending.result() is None
+    assert pending.done()
+    assert pending.result() is None
     assert stored_count(store, created.project_id) == 1
     with pytest.raises(WriterClosedError):
         await writer.write(created.project_id, [event("after close")])
