@@ -87,7 +87,12 @@ def locked_message(settings: Settings, lock: StoreLock) -> str:
     lines = [f"The embedded store {settings.chdb_path} is in use by {who}; chDB opens a folder from one process only."]
     if holder and holder.url:
         lines.append(f"Connect MCP clients to the running server instead: {holder.url}/mcp")
+        lines.append("Paste this into the client's MCP configuration (Cursor's .cursor/mcp.json; see the README for others):")
         lines.append("  " + json.dumps(http_client_config(holder.url)))
+        lines.append(
+            f"The token is the server's PULSEBOARD_API_TOKEN, or the contents of {settings.data_dir / 'api_token'} "
+            "when that variable is unset."
+        )
         lines.append(f"Send events to {holder.url}/v1/analytics/<project_id>/.")
     lines.append(
         "Or stop that process, or set PULSEBOARD_CLICKHOUSE_URL to a ClickHouse server "
@@ -99,7 +104,7 @@ def locked_message(settings: Settings, lock: StoreLock) -> str:
 def http_client_config(url: str) -> dict[str, Any]:
     return {
         "mcpServers": {
-            "pulseboard": {"url": f"{url}/mcp", "headers": {"Authorization": "Bearer <token from api_token file>"}}
+            "pulseboard": {"url": f"{url}/mcp", "headers": {"Authorization": "Bearer <API token>"}}
         }
     }
 
@@ -315,6 +320,56 @@ def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
         logger.info("pulseboard MCP server starting on stdio")
         create_mcp(Runtime(settings, store)).run()
         logger.info("pulseboard MCP server stopped")
+    return 0
+
+
+def token_store(settings: Settings, command: str) -> OpenedStore:
+    """Open the store for a token command, which needs it directly: no HTTP route creates tokens."""
+    url = running_server(settings)
+    if url:
+        raise CommandError(
+            f"The server at {url} has the embedded store open, and API tokens are kept in the store. Stop the "
+            f"server, run `pulseboard {command}` again, then start the server; the token works from then on."
+        )
+    return OpenedStore(settings, command)
+
+
+def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from pulseboard.server.tokens import TokenError, create_token
+
+    with token_store(settings, "token create") as store:
+        try:
+            record, token = create_token(store, args.project, args.label)
+        except TokenError as error:
+            raise CommandError(str(error)) from None
+    print(f"Created API token {record.token_id} for project(s) {', '.join(record.projects)}.")
+    print(f"Token (shown only now; store it safely): {token}")
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    from pulseboard.server.tokens import list_tokens
+
+    with token_store(settings, "token list") as store:
+        records = list_tokens(store)
+    columns = ["token_id", "projects", "label", "created_at", "revoked"]
+    rows = [
+        [record.token_id, ",".join(record.projects), record.label, record.created_at.isoformat(), record.revoked]
+        for record in records
+    ]
+    print_rows(columns, rows, args.format)
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from pulseboard.server.tokens import TokenError, revoke_token
+
+    with token_store(settings, "token revoke") as store:
+        try:
+            revoke_token(store, args.token_id)
+        except TokenError as error:
+            raise CommandError(str(error)) from None
+    print(f"Revoked API token {args.token_id}.")
     return 0
 
 
@@ -608,6 +663,21 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--format", choices=["table", "json", "csv"], default="table", help="Output format; default table.")
     listing.set_defaults(handler=cmd_project_list)
 
+    token = commands.add_parser("token", help="Create, list or revoke API tokens limited to some projects.")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    token_create = token_commands.add_parser(
+        "create", parents=[common], help="Create an API token for /mcp that may use only the named projects; print it once."
+    )
+    token_create.add_argument("--project", action="append", required=True, help="Project id the token may use; repeatable.")
+    token_create.add_argument("--label", default="", help="Note shown by `token list`, e.g. who holds the token.")
+    token_create.set_defaults(handler=cmd_token_create)
+    token_list = token_commands.add_parser("list", parents=[common], help="List API tokens (never the tokens themselves).")
+    token_list.add_argument("--format", choices=["table", "json", "csv"], default="table", help="Output format; default table.")
+    token_list.set_defaults(handler=cmd_token_list)
+    token_revoke = token_commands.add_parser("revoke", parents=[common], help="Revoke an API token; requests that send it get 401.")
+    token_revoke.add_argument("token_id", help="Token id from `token create` or `token list`, e.g. tok_0123456789abcdef.")
+    token_revoke.set_defaults(handler=cmd_token_revoke)
+
     query = commands.add_parser("query", parents=[common], help="Run one HogQL query and print the rows.")
     query.add_argument("hogql", help="HogQL SELECT over the events table.")
     query.add_argument("--project", help="Project id; default PULSEBOARD_DEFAULT_PROJECT (default).")
@@ -657,7 +727,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 # Commands that print a result log only warnings unless --log-level or PULSEBOARD_LOG_LEVEL sets
 # another level, so their output is not buried under request lines.
-QUIET_COMMANDS = {"project", "query", "import", "publish"}
+QUIET_COMMANDS = {"project", "query", "import", "publish", "token"}
 
 
 def configure_logging(level: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import json
 import logging
 import time
@@ -12,14 +11,16 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 from mcp.server import MCPServer
-from mcp.server.auth.provider import AccessToken, TokenVerifier
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
+from mcp.server.mcpserver.resources import TextResource
 from mcp.types import ToolAnnotations
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from pulseboard.server.runtime import Runtime
+from pulseboard.server.tokens import ProjectTokenVerifier, project_access_problem
 from pulseboard.tools.errors import UserInputError, call_tool
 from pulseboard.tools.publish import (
     PublicationInfo,
@@ -32,7 +33,13 @@ from pulseboard.tools.publish import (
     rotate_key,
 )
 from pulseboard.tools.query import QueryOutput, run_hogql
-from pulseboard.tools.recipes import RecipeInfo, list_recipes as load_recipe_infos, run_recipe as run_stored_recipe
+from pulseboard.tools.recipes import (
+    RecipeDetail,
+    RecipeInfo,
+    get_recipe_detail,
+    list_recipes as load_recipe_infos,
+    run_recipe as run_stored_recipe,
+)
 from pulseboard.tools.schema import SchemaOutput, describe_schema as describe_project_schema, require_project
 
 logger = logging.getLogger(__name__)
@@ -45,25 +52,13 @@ Query the `events` table (uuid, event, distinct_id, timestamp, properties) with 
 analytics_query; read properties as properties.account_id, properties.$browser or properties['x'].
 Usage events, `$exception` errors, `support_ticket_opened` tickets and `subscription_started` /
 `plan_changed` revenue events (properties mrr, plan) share one table. Call describe_schema first
-to see the event names, property paths and their types. Use list_recipes and run_recipe for stored
-analyses such as account_health_score, and publish_query to share a result as a public dashboard
-URL."""
+to see the event names, property paths and their types. Use list_recipes, get_recipe and run_recipe
+for stored analyses such as account_health_score, and publish_query to share a result as a public
+dashboard URL."""
 
 VariableValue = str | int | float | bool
 
 ProjectId = Annotated[str, Field(description="Project to act on; the server's default project when omitted.")]
-
-
-class StaticTokenVerifier(TokenVerifier):
-    """Accept exactly one bearer token, compared in constant time."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token.encode()
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        if hmac.compare_digest(token.encode(), self._token):
-            return AccessToken(token=token, client_id="pulseboard-api-token", scopes=[])
-        return None
 
 
 class RecipeList(BaseModel):
@@ -83,11 +78,12 @@ def placeholder_type(name: str, value: VariableValue) -> str:
 
 
 def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
-    """Build the MCP server; with a token, HTTP clients must send it as a bearer token."""
+    """Build the MCP server. With a token, HTTP clients must send it or a stored project token as a
+    bearer token, and tool calls act only on the projects that token may use."""
     auth: dict[str, Any] = {}
     if token:
         auth = {
-            "token_verifier": StaticTokenVerifier(token),
+            "token_verifier": ProjectTokenVerifier(token, runtime.store),
             # No resource_server_url: a static token needs no OAuth discovery routes.
             "auth": AuthSettings(issuer_url=AnyHttpUrl(runtime.settings.public_url), resource_server_url=None),
         }
@@ -95,15 +91,25 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
     settings = runtime.settings
     store = runtime.store
 
-    async def run_tool(name: str, work: Callable[[], T]) -> T:
+    async def run_tool(name: str, work: Callable[[], T], project_id: str | None = None) -> T:
+        """Run a tool body in a worker thread, after checking that the caller's token may use the project."""
         started = time.perf_counter()
         status = "error"
+        access = get_access_token()
+        client_id = access.client_id if access else "local"
         try:
+            problem = project_access_problem(access, project_id) if project_id is not None else ""
+            if problem:
+                status = "rejected"
+                raise ToolError(problem)
             result = await anyio.to_thread.run_sync(call_tool, name, work)
             status = "ok"
             return result
         finally:
-            logger.info("tool %s %s in %.1f ms", name, status, (time.perf_counter() - started) * 1000)
+            logger.info(
+                "tool %s %s in %.1f ms (project %s, client %s)",
+                name, status, (time.perf_counter() - started) * 1000, project_id or "-", client_id,
+            )
 
     @server.tool(
         title="Run a HogQL analytics query",
@@ -135,7 +141,7 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
             }
             return run_hogql(store, settings, project_id, hogql, placeholders, include_sql=include_sql)
 
-        return await run_tool("analytics_query", work)
+        return await run_tool("analytics_query", work, project_id)
 
     @server.tool(
         title="Publish a query or recipe as a public dashboard",
@@ -167,7 +173,7 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
                 params=params, hogql=hogql, cache_ttl_s=cache_ttl_s, expires_at=expires_at,
             )
 
-        return await run_tool("publish_query", work)
+        return await run_tool("publish_query", work, project_id)
 
     @server.tool(
         title="List stored recipes",
@@ -180,6 +186,21 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
             return RecipeList(recipes=load_recipe_infos())
 
         return await run_tool("list_recipes", work)
+
+    @server.tool(
+        title="Show a stored recipe",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+    )
+    async def get_recipe(
+        recipe_id: Annotated[str, Field(description="Recipe id from list_recipes, e.g. account_health_score.")],
+    ) -> RecipeDetail:
+        """Show one stored recipe: its request, HogQL text, parameters with types, defaults and bounds,
+        and output columns."""
+
+        def work() -> RecipeDetail:
+            return get_recipe_detail(recipe_id)
+
+        return await run_tool("get_recipe", work)
 
     @server.tool(
         title="Run a stored recipe",
@@ -198,7 +219,7 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
         def work() -> QueryOutput:
             return run_stored_recipe(store, settings, project_id, recipe_id, dict(params or {}))
 
-        return await run_tool("run_recipe", work)
+        return await run_tool("run_recipe", work, project_id)
 
     @server.tool(
         title="Describe the events schema of a project",
@@ -212,7 +233,7 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
         def work() -> SchemaOutput:
             return describe_project_schema(store, settings, project_id)
 
-        return await run_tool("describe_schema", work)
+        return await run_tool("describe_schema", work, project_id)
 
     @server.tool(
         title="List published results",
@@ -224,7 +245,7 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
         def work() -> PublicationList:
             return list_project_publications(store, settings, project_id)
 
-        return await run_tool("list_publications", work)
+        return await run_tool("list_publications", work, project_id)
 
     @server.tool(
         title="Revoke a published result",
@@ -240,11 +261,12 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
         def work() -> PublicationInfo:
             return revoke(store, settings, project_id, publication_id)
 
-        return await run_tool("revoke_publication", work)
+        return await run_tool("revoke_publication", work, project_id)
 
     @server.tool(
         title="Rotate the key of a published result",
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+        # Destructive: the old link stops working an hour later.
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
                                     open_world_hint=False),
     )
     async def rotate_publication_key(
@@ -258,7 +280,7 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
         def work() -> RotatedKey:
             return rotate_key(store, settings, project_id, publication_id)
 
-        return await run_tool("rotate_publication_key", work)
+        return await run_tool("rotate_publication_key", work, project_id)
 
     @server.resource(
         "schema://{project_id}",
@@ -268,6 +290,9 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
         mime_type="application/json",
     )
     async def schema_resource(project_id: str) -> str:
+        problem = project_access_problem(get_access_token(), project_id)
+        if problem:
+            raise ResourceError(problem)
         try:
             await anyio.to_thread.run_sync(require_project, store, project_id)
         except UserInputError as error:
@@ -283,7 +308,23 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
 
     for info in load_recipe_infos():
         add_recipe_prompt(server, info)
+        add_recipe_resource(server, info.recipe_id)
     return server
+
+
+def add_recipe_resource(server: MCPServer, recipe_id: str) -> None:
+    """Expose a recipe as the resource recipe://<id>: the get_recipe output as JSON."""
+    detail = get_recipe_detail(recipe_id)
+    server.add_resource(
+        TextResource(
+            uri=f"recipe://{recipe_id}",
+            name=recipe_id,
+            title=detail.title,
+            description=f"Recipe {recipe_id}: its request, HogQL, parameters and output columns, as JSON.",
+            mime_type="application/json",
+            text=detail.model_dump_json(indent=2),
+        )
+    )
 
 
 def add_recipe_prompt(server: MCPServer, info: RecipeInfo) -> None:

@@ -105,6 +105,24 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        6,
+        "API tokens limited to some projects",
+        [
+            """
+            CREATE TABLE IF NOT EXISTS api_tokens (
+                token_id String,
+                token_hash String,
+                projects Array(String),
+                label String,
+                created_at DateTime64(6, 'UTC'),
+                revoked UInt8,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY token_id
+            """,
+        ],
+    ),
 ]
 
 # Compared against when no stored hash exists, so every lookup takes the same hashing work.

@@ -153,7 +153,7 @@ async def test_rotate_tool_annotations(runtime: Runtime):
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     annotations = tools["rotate_publication_key"].annotations
     assert annotations.read_only_hint is False
-    assert annotations.destructive_hint is False
+    assert annotations.destructive_hint is True
     assert annotations.idempotent_hint is False
     description = " ".join(tools["rotate_publication_key"].description.split())
     assert "The old key keeps working for one hour, then gets 404." in description
@@ -198,7 +198,7 @@ def test_rotation_keeps_expiry(store: Store, project):
 
 
 def test_migrate_is_idempotent(store: Store):
-    assert [version for version, _, _ in MIGRATIONS] == [1, 2]
+    assert [version for version, _, _ in MIGRATIONS] == [1, 2, 6]
     assert store.migrate() == []
     for statement in MIGRATIONS[1][2]:
         store.client.command(statement)

@@ -62,7 +62,10 @@ def call_tool(name: str, work: Callable[[], T]) -> T:
     except DatabaseError as error:
         # A store call outside run_hogql failed. The caller's query did not cause it, so the caller cannot fix it.
         error_id = secrets.token_hex(4)
-        logger.error("tool %s failed in ClickHouse with error %s: %s", name, error_id, clickhouse_message(error))
+        logger.error(
+            "tool %s failed in ClickHouse with internal error %s: %s", name, error_id, clickhouse_message(error),
+            exc_info=True,
+        )
         raise ToolError(f"Internal error {error_id} in {name}; the server log has the details.") from None
     except ToolError:
         raise

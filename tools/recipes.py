@@ -1,5 +1,5 @@
-"""`list_recipes` and `run_recipe`: stored analyses, run through the same compiler and limits as
-`analytics_query`."""
+"""`list_recipes`, `get_recipe` and `run_recipe`: stored analyses, run through the same compiler and
+limits as `analytics_query`."""
 
 from __future__ import annotations
 
@@ -68,6 +68,24 @@ def recipe_info(recipe: Recipe) -> RecipeInfo:
             RecipeColumnInfo(name=column.name, description=column.description) for column in header.columns
         ],
     )
+
+
+class RecipeDetail(RecipeInfo):
+    """A stored recipe with its HogQL text."""
+
+    hogql: str = Field(
+        description="The recipe's HogQL. Parameters appear as {name} placeholders that are bound as values, "
+        "except a property parameter, which is written in as properties.<path>."
+    )
+
+
+def get_recipe_detail(recipe_id: str) -> RecipeDetail:
+    """Return one stored recipe with its text; raise UserInputError naming the known ids when unknown."""
+    try:
+        recipe = get_recipe(recipe_id)
+    except RecipeError as error:
+        raise UserInputError(str(error)) from None
+    return RecipeDetail(**recipe_info(recipe).model_dump(), hogql=recipe.hogql.strip())
 
 
 def list_recipes() -> list[RecipeInfo]:

@@ -1,0 +1,165 @@
+"""API tokens limited to some projects, and the bearer-token check of the MCP endpoint.
+
+The server's own API token (PULSEBOARD_API_TOKEN, or the `api_token` file in the data folder) may
+use every project. A token made with `pulseboard token create --project X` may use only the
+projects it names. The store keeps the token's SHA-256 hash, never the token itself.
+
+A verified token reaches the tools as an MCP `AccessToken` whose scopes name its projects:
+`projects:*` for the server's token, `project:<id>` for each project of a limited token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+from mcp.server.auth.provider import AccessToken, TokenVerifier
+
+from pulseboard.server.store import Store, hash_key, new_key, utcnow
+
+logger = logging.getLogger(__name__)
+
+ALL_PROJECTS_SCOPE = "projects:*"
+PROJECT_SCOPE_PREFIX = "project:"
+SERVER_TOKEN_CLIENT_ID = "pulseboard-api-token"
+TOKEN_PREFIX = "pbt_"
+
+TOKEN_COLUMNS = ["token_id", "token_hash", "projects", "label", "created_at", "revoked", "version"]
+
+
+class TokenError(Exception):
+    """A token request names an unknown project or token; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class ProjectToken:
+    """A stored API token limited to some projects; the token itself is not kept."""
+
+    token_id: str
+    projects: tuple[str, ...]
+    label: str
+    created_at: dt.datetime
+    revoked: bool
+
+
+def create_token(store: Store, projects: Sequence[str], label: str = "") -> tuple[ProjectToken, str]:
+    """Store a new token for the given projects; return it with the token text, shown only once."""
+    if not projects:
+        raise TokenError("A token needs at least one project; name it with --project PROJECT_ID.")
+    missing = [project_id for project_id in projects if store.get_project(project_id) is None]
+    if missing:
+        raise TokenError(
+            f"Project {missing[0]!r} does not exist; create it with `pulseboard project create {missing[0]}` "
+            "or check `pulseboard project list`."
+        )
+
+    token = new_key(TOKEN_PREFIX)
+    record = ProjectToken(
+        token_id="tok_" + secrets.token_hex(8),
+        projects=tuple(sorted(set(projects))),
+        label=label,
+        created_at=utcnow(),
+        revoked=False,
+    )
+    write_token(store, record, hash_key(token))
+    logger.info("created API token %s for projects %s", record.token_id, ", ".join(record.projects))
+    return record, token
+
+
+def write_token(store: Store, record: ProjectToken, token_hash: str) -> None:
+    row = [
+        record.token_id, token_hash, list(record.projects), record.label, record.created_at,
+        int(record.revoked), time.time_ns(),
+    ]
+    with store.connection() as client:
+        client.insert("api_tokens", [row], column_names=TOKEN_COLUMNS)
+
+
+SELECT_TOKENS = "SELECT token_id, projects, label, created_at, revoked, token_hash FROM api_tokens FINAL"
+
+
+def token_from_row(row: Sequence[object]) -> ProjectToken:
+    token_id, projects, label, created_at, revoked, _ = row
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=dt.timezone.utc)
+    return ProjectToken(token_id, tuple(projects), label, created_at, bool(revoked))
+
+
+def list_tokens(store: Store) -> list[ProjectToken]:
+    """Return every stored token, revoked ones included, oldest first."""
+    with store.connection() as client:
+        rows = client.query(SELECT_TOKENS + " ORDER BY created_at, token_id").result_rows
+    return [token_from_row(row) for row in rows]
+
+
+def find_token(store: Store, token: str) -> ProjectToken | None:
+    """Return the live stored token with this text, or None when it is unknown or revoked."""
+    with store.connection() as client:
+        rows = client.query(SELECT_TOKENS + " WHERE token_hash = {h:String}", parameters={"h": hash_key(token)}).result_rows
+    if not rows:
+        return None
+    record = token_from_row(rows[0])
+    return None if record.revoked else record
+
+
+def revoke_token(store: Store, token_id: str) -> ProjectToken:
+    """Mark a token revoked, so the next request that sends it gets 401."""
+    with store.connection() as client:
+        rows = client.query(SELECT_TOKENS + " WHERE token_id = {i:String}", parameters={"i": token_id}).result_rows
+    if not rows:
+        raise TokenError(f"API token {token_id!r} does not exist; `pulseboard token list` shows the ids.")
+
+    record = token_from_row(rows[0])
+    revoked = ProjectToken(record.token_id, record.projects, record.label, record.created_at, True)
+    write_token(store, revoked, str(rows[0][-1]))
+    logger.info("revoked API token %s", token_id)
+    return revoked
+
+
+class ProjectTokenVerifier(TokenVerifier):
+    """Accept the server's API token for every project, and stored tokens for their own projects."""
+
+    def __init__(self, api_token: str, store: Store) -> None:
+        self._api_token = api_token.encode()
+        self._store = store
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if hmac.compare_digest(token.encode(), self._api_token):
+            return AccessToken(token=token, client_id=SERVER_TOKEN_CLIENT_ID, scopes=[ALL_PROJECTS_SCOPE])
+
+        record = await anyio.to_thread.run_sync(find_token, self._store, token)
+        if record is None:
+            return None
+        return AccessToken(
+            token=token,
+            client_id=record.token_id,
+            scopes=[PROJECT_SCOPE_PREFIX + project_id for project_id in record.projects],
+        )
+
+
+def allowed_projects(access: AccessToken | None) -> list[str] | None:
+    """Return the projects a verified token may use, or None when it may use every project.
+
+    Stdio and in-memory clients carry no token: the person who started the process has the store.
+    """
+    if access is None or ALL_PROJECTS_SCOPE in access.scopes:
+        return None
+    return [scope.removeprefix(PROJECT_SCOPE_PREFIX) for scope in access.scopes if scope.startswith(PROJECT_SCOPE_PREFIX)]
+
+
+def project_access_problem(access: AccessToken | None, project_id: str) -> str:
+    """Return why the token may not use the project, or '' when it may."""
+    allowed = allowed_projects(access)
+    if allowed is None or project_id in allowed:
+        return ""
+    return (
+        f"This API token may use only the project(s) {', '.join(allowed)}; project {project_id!r} is not one "
+        "of them. Pass one of those as project_id, or use a token created with "
+        f"`pulseboard token create --project {project_id}`."
+    )
