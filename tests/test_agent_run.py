@@ -1,4 +1,5 @@
-"""A scripted agent session over streamable HTTP: discover, err, fix, score, publish, fetch."""
+"""A scripted agent session over streamable HTTP on a free 127.0.0.1 port: discover, err, fix from
+the error text, score, publish, fetch the public URL."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from pulseboard.server.demo import load_demo
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.settings import Settings
 from pulseboard.server.store import Store
+from tests.live_server import free_port, serving
 
-BASE = "http://127.0.0.1:8787"
 TOKEN = "agent-run-token"
+MISTAKE = "SELECT properties.account_id AS account, cont() AS n FROM events GROUP BY account"
 
 
 @pytest.mark.anyio
@@ -26,22 +28,21 @@ async def test_agent_session_end_to_end(store: Store, tmp_path):
     project_id = "agent" + uuid.uuid4().hex[:10]
     store.create_project(project_id)
     load_demo(store, project_id, dt.datetime.now(dt.timezone.utc), extra_accounts=0)
-    settings = Settings(data_dir=tmp_path, clickhouse_url=store.url, default_project=project_id, public_url=BASE)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = Settings(data_dir=tmp_path, clickhouse_url=store.url, default_project=project_id, public_url=base)
     app = create_app(Runtime(settings, store), api_token=TOKEN)
 
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
+    with serving(app, port):
         headers = {"Authorization": f"Bearer {TOKEN}"}
-        async with httpx2.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
-            async with Client(streamable_http_client(f"{BASE}/mcp", http_client=http)) as agent:
+        async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
+            async with Client(streamable_http_client(f"{base}/mcp", http_client=http)) as agent:
                 schema = (await agent.call_tool("describe_schema", {})).structured_content
 
-                mistake = await agent.call_tool(
-                    "analytics_query",
-                    {"hogql": "SELECT properties.account_id AS account, cont() AS n FROM events GROUP BY account"},
-                )
+                mistake = await agent.call_tool("analytics_query", {"hogql": MISTAKE})
                 suggestion = re.search(r"Similar allowed functions: (\w+)", mistake.content[0].text)
-                fixed_query = "SELECT properties.account_id AS account, count() AS n FROM events GROUP BY account"
+                assert suggestion is not None, mistake.content[0].text
+                fixed_query = MISTAKE.replace("cont()", f"{suggestion.group(1)}()")
                 fixed = await agent.call_tool("analytics_query", {"hogql": fixed_query})
 
                 scored = await agent.call_tool("run_recipe", {"recipe_id": "account_health_score"})
@@ -50,8 +51,9 @@ async def test_agent_session_end_to_end(store: Store, tmp_path):
                     {"recipe_id": "account_health_score", "description": "Health of every account for the CS team"},
                 )
 
-            public_url = published.structured_content["public_url"]
-            page = await http.get(public_url.removeprefix(BASE) + "&format=json", headers={"Authorization": ""})
+        public_url = published.structured_content["public_url"]
+        async with httpx2.AsyncClient(timeout=60) as viewer:
+            page = await viewer.get(public_url + "&format=json")
 
     assert "subscription_started" in [entry["event"] for entry in schema["events"]]
     property_types = {entry["hogql"]: entry["type"] for entry in schema["properties"]}
@@ -61,7 +63,6 @@ async def test_agent_session_end_to_end(store: Store, tmp_path):
     assert mistake.content[0].text.startswith(
         "Error executing tool analytics_query: Function 'cont' is not allowed."
     )
-    assert suggestion is not None
     assert suggestion.group(1) == "count"
 
     assert fixed.is_error is False
@@ -76,6 +77,6 @@ async def test_agent_session_end_to_end(store: Store, tmp_path):
     assert [name for name, status in statuses.items() if status == "critical"] == ["megacorp"]
 
     assert published.is_error is False
-    assert public_url.startswith(f"{BASE}/q/pub_")
+    assert public_url.startswith(f"{base}/q/pub_")
     assert page.status_code == 200
     assert page.json()["rows"] == rows

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
 from pulseboard.server.app import create_app
@@ -322,3 +322,54 @@ async def test_every_tool(store: Store, project_id: str, tmp_path, transport: st
         ("user", PROMPT_REQUEST + "\n\nUse the run_recipe tool with recipe_id 'account_health_score' and params "
          '{"w_revenue": "50"}, show the result as a table, then publish it with publish_query and give me the URL.'),
     ]
+
+
+# (read_only, destructive, idempotent) per tool; open_world is False for all, since every tool
+# works on this server's store only.
+ANNOTATIONS = {
+    "describe_schema": (True, None, True),
+    "analytics_query": (True, None, True),
+    "list_recipes": (True, None, True),
+    "get_recipe": (True, None, True),
+    "run_recipe": (True, None, True),
+    "list_publications": (True, None, True),
+    "publish_query": (False, False, False),
+    "revoke_publication": (False, True, True),
+    "rotate_publication_key": (False, True, False),
+}
+
+
+@pytest.mark.anyio
+async def test_tool_annotations(store: Store, project_id: str, tmp_path):
+    async with Client(create_mcp(runtime_for(store, project_id, tmp_path, "http://127.0.0.1:8787"))) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    for name, (read_only, destructive, idempotent) in ANNOTATIONS.items():
+        annotations = tools[name].annotations
+        assert annotations.read_only_hint is read_only, name
+        assert annotations.destructive_hint is destructive, name
+        assert annotations.idempotent_hint is idempotent, name
+        assert annotations.open_world_hint is False, name
+        assert tools[name].title, name
+        assert tools[name].output_schema is not None, name
+
+
+@pytest.mark.anyio
+async def test_prompts_and_resources_listed(store: Store, project_id: str, tmp_path):
+    async with Client(create_mcp(runtime_for(store, project_id, tmp_path, "http://127.0.0.1:8787"))) as client:
+        resources = {str(resource.uri): resource for resource in (await client.list_resources()).resources}
+        templates = [template.uri_template for template in (await client.list_resource_templates()).resource_templates]
+        prompts = {prompt.name: prompt for prompt in (await client.list_prompts()).prompts}
+        with pytest.raises(MCPError) as unknown:
+            await client.read_resource("schema://nosuchproject")
+
+    recipe = resources["recipe://account_health_score"]
+    assert (recipe.name, recipe.title, recipe.mime_type) == ("account_health_score", "Account health score", "application/json")
+    assert templates == ["schema://{project_id}"]
+    prompt = prompts["account_health_score"]
+    assert prompt.title == "Account health score"
+    assert [(argument.name, argument.required) for argument in prompt.arguments] == [
+        (name, False) for name, *_ in RECIPE_PARAMETERS
+    ]
+    assert unknown.value.error.message == (
+        "Project 'nosuchproject' does not exist; check the project_id, or create it with `pulseboard project create`."
+    )
