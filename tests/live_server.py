@@ -1,4 +1,4 @@
-"""Serve an app on a free 127.0.0.1 port from a thread of the test process, as uvicorn would."""
+"""Serve an app with uvicorn on a free 127.0.0.1 port, from a thread of the test process."""
 
 from __future__ import annotations
 

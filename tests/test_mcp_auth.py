@@ -38,7 +38,7 @@ def runtime_for(store: Store, tmp_path, default_project: str, public_url: str) -
     return Runtime(settings, store)
 
 
-def refusal(allowed: str, project_id: str) -> str:
+def rejection(allowed: str, project_id: str) -> str:
     return (
         f"This API token may use only the project(s) {allowed}; project {project_id!r} is not one of them. "
         f"Pass one of those as project_id, or use a token created with `pulseboard token create --project {project_id}`."
@@ -74,9 +74,9 @@ async def test_project_token_reaches_its_projects_only(store: Store, tmp_path, m
         ("analytics_query", foreign_query), ("describe_schema", foreign_schema), ("list_publications", foreign_list),
     ]:
         assert result.is_error is True
-        assert result.content[0].text == f"Error executing tool {tool}: {refusal(own, other)}"
+        assert result.content[0].text == f"Error executing tool {tool}: {rejection(own, other)}"
     assert recipes.is_error is False
-    assert refusal(own, other) in resource_error.value.error.message
+    assert rejection(own, other) in resource_error.value.error.message
     assert f'"project_id": "{own}"' in own_schema.contents[0].text
 
 

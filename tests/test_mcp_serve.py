@@ -1,5 +1,5 @@
 """`pulseboard serve` and `pulseboard token` as a user runs them: the generated API token, 401 without
-it, a project token, and the stdio server's message while `serve` holds the embedded store."""
+it, a project token, and the stdio server's message while `serve` has the embedded store open."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ async def test_serve_tokens_end_to_end(tmp_path: Path):
     assert stdio.stdout == ""
     assert token not in stdio.stderr
 
-    # The stdio server cannot open the store while serve holds it, and says what to paste instead.
+    # The stdio server cannot open the store while serve has it open, and prints what to paste instead.
     assert stdio.returncode == 2
     lines = stdio.stderr.splitlines()
     snippet_line = lines.index(
@@ -129,14 +129,14 @@ async def test_serve_tokens_end_to_end(tmp_path: Path):
     # With the server stopped: a second project and a token limited to it.
     created = pulseboard("project", "create", "other", "--data-dir", str(data_dir))
     assert created.returncode == 0, created.stderr
-    made = pulseboard("token", "create", "--project", "other", "--label", "cs team", "--data-dir", str(data_dir))
-    assert made.returncode == 0, made.stderr
+    token_created = pulseboard("token", "create", "--project", "other", "--label", "cs team", "--data-dir", str(data_dir))
+    assert token_created.returncode == 0, token_created.stderr
     match = re.fullmatch(
         r"Created API token (tok_[0-9a-f]{16}) for project\(s\) other\.\n"
         r"Token \(shown only now; store it safely\): (pbt_[A-Za-z0-9_-]{43})\n",
-        made.stdout,
+        token_created.stdout,
     )
-    assert match, made.stdout
+    assert match, token_created.stdout
     token_id, project_token = match.groups()
     listing = pulseboard("token", "list", "--format", "json", "--data-dir", str(data_dir))
     assert listing.returncode == 0, listing.stderr
