@@ -309,6 +309,7 @@ def serve_banner(settings: Settings) -> str:
         f"  ingestion:             {settings.public_url}/v1/analytics/<project_id>/\n"
         f"  admin API:             {settings.public_url}/v1/projects  (same bearer token)\n"
         f"  published results:     {settings.public_url}/q/<publication_id>?key=<key>"
+        + ("" if settings.api_token else f"\n  read the token with:   cat {token_source}")
     )
 
 

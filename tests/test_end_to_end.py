@@ -222,7 +222,18 @@ async def test_example_query_over_stdio(tmp_path: Path):
     )
     async with Client(params) as client:
         result = await client.call_tool("analytics_query", {"hogql": EXAMPLE_QUERY})
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+        recipe = await client.call_tool("get_recipe", {"recipe_id": "account_health_score"})
+        resource = await client.read_resource("recipe://account_health_score")
+        schema = await client.call_tool("describe_schema", {})
     assert result.is_error is False, result.content
+    assert {
+        "describe_schema", "analytics_query", "list_recipes", "get_recipe", "run_recipe", "publish_query",
+        "list_publications", "revoke_publication", "rotate_publication_key",
+    } <= tools
+    assert json.loads(resource.contents[0].text) == recipe.structured_content
+    assert schema.structured_content["project_id"] == "default"
+    assert sorted(entry["event"] for entry in schema.structured_content["events"])[:2] == ["$exception", "$pageview"]
     columns = [column["name"] for column in result.structured_content["columns"]]
     found = rows_by_account(columns, result.structured_content["rows"])
     assert {account: row["events_30d"] for account, row in found.items()} == {

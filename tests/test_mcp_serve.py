@@ -99,6 +99,7 @@ async def test_serve_tokens_end_to_end(tmp_path: Path):
     assert stat.S_IMODE(token_path.stat().st_mode) == 0o600
     assert re.fullmatch(r"pbt_[A-Za-z0-9_-]{43}", token)
     assert f"MCP (streamable HTTP): {base}/mcp  (bearer token in {token_path})" in banner
+    assert f"  read the token with:   cat {token_path}\n" in banner
     assert token not in banner
     assert token not in served_stdout
     assert unauthenticated.status_code == 401
