@@ -10,6 +10,7 @@ import uuid
 import pytest
 from mcp import Client
 
+from pulseboard.recipes.loader import load_recipes
 from pulseboard.server.mcp_server import create_mcp
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.settings import Settings
@@ -70,7 +71,7 @@ async def test_unexpected_failure_gives_an_id(runtime: Runtime, store: Store, ca
         (
             "get_recipe",
             {"recipe_id": "account_health"},
-            "Unknown recipe 'account_health'. Known recipes: account_health_score.",
+            "Unknown recipe 'account_health'. Known recipes: {recipes}.",
         ),
         (
             "run_recipe",
@@ -111,5 +112,6 @@ async def test_fixable_failures_read_as_is(runtime: Runtime, tool: str, argument
     async with Client(create_mcp(runtime)) as client:
         result = await client.call_tool(tool, arguments)
     assert result.is_error is True
-    expected = message.replace("{project}", runtime.settings.default_project)
+    known_recipes = ", ".join(sorted(load_recipes()))
+    expected = message.replace("{project}", runtime.settings.default_project).replace("{recipes}", known_recipes)
     assert result.content[0].text == f"Error executing tool {tool}: {expected}"
