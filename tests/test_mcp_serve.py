@@ -40,14 +40,14 @@ def pulseboard(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def serve(data_dir: Path, port: int, *extra: str) -> Iterator[dict[str, Path]]:
+def serve(data_dir: Path, port: int, *extra: str, env: dict[str, str] | None = None) -> Iterator[dict[str, Path]]:
     """Run `pulseboard serve` until the block ends; yield the paths of its stdout and stderr."""
     logs = {"stdout": data_dir.parent / f"serve-{port}.out", "stderr": data_dir.parent / f"serve-{port}.err"}
     with open(logs["stdout"], "w") as stdout, open(logs["stderr"], "w") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "pulseboard.server.cli", "serve", "--data-dir", str(data_dir), "--port", str(port),
              *extra],
-            stdout=stdout, stderr=stderr, env=child_env(), stdin=subprocess.DEVNULL,
+            stdout=stdout, stderr=stderr, env={**child_env(), **(env or {})}, stdin=subprocess.DEVNULL,
         )
     try:
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
@@ -171,3 +171,28 @@ async def test_serve_tokens_end_to_end(tmp_path: Path):
     revoked = pulseboard("token", "revoke", token_id, "--data-dir", str(data_dir))
     assert revoked.returncode == 0, revoked.stderr
     assert revoked.stdout == f"Revoked API token {token_id}.\n"
+
+
+@pytest.mark.anyio
+async def test_serve_with_token_variable(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    token = "pbt_token-from-the-environment"
+
+    created = pulseboard("project", "create", "second", "--data-dir", str(data_dir))
+    assert created.returncode == 0, created.stderr
+    with serve(data_dir, port, "--create-project", env={"PULSEBOARD_API_TOKEN": token}) as logs:
+        wrong = httpx2.post(f"{base}/mcp", json={}, headers={"Authorization": "Bearer pbt_other"}, timeout=10)
+        results = [
+            await call_tool(base, token, "analytics_query", {"hogql": "SELECT 1 AS one", "project_id": project_id})
+            for project_id in ("default", "second")
+        ]
+    banner = logs["stderr"].read_text()
+
+    assert not (data_dir / "api_token").exists()
+    assert f"MCP (streamable HTTP): {base}/mcp  (bearer token in PULSEBOARD_API_TOKEN)" in banner
+    assert "read the token with" not in banner
+    assert token not in banner
+    assert wrong.status_code == 401
+    assert [(is_error, content["rows"]) for is_error, _, content in results] == [(False, [[1]]), (False, [[1]])]
