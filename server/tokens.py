@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from mcp.server.auth.provider import AccessToken, TokenVerifier
@@ -31,6 +32,7 @@ SERVER_TOKEN_CLIENT_ID = "pulseboard-api-token"
 TOKEN_PREFIX = "pbt_"
 
 TOKEN_COLUMNS = ["token_id", "token_hash", "projects", "label", "created_at", "revoked", "version"]
+SELECT_TOKENS = "SELECT token_id, projects, label, created_at, revoked, token_hash FROM api_tokens FINAL"
 
 
 class TokenError(Exception):
@@ -81,10 +83,7 @@ def write_token(store: Store, record: ProjectToken, token_hash: str) -> None:
         client.insert("api_tokens", [row], column_names=TOKEN_COLUMNS)
 
 
-SELECT_TOKENS = "SELECT token_id, projects, label, created_at, revoked, token_hash FROM api_tokens FINAL"
-
-
-def token_from_row(row: Sequence[object]) -> ProjectToken:
+def token_from_row(row: Sequence[Any]) -> ProjectToken:
     token_id, projects, label, created_at, revoked, _ = row
     if created_at.tzinfo is None:
         created_at = created_at.replace(tzinfo=dt.timezone.utc)
