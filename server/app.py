@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pulseboard.server.admin import admin_routes
 from pulseboard.server.ingest import EventWriter, ingest_routes
 from pulseboard.server.mcp_server import create_mcp
-from pulseboard.server.public import PublicationCache, compute_publication, public_routes
+from pulseboard.server.public import PublicationCache, RequestBudget, compute_publication, public_routes
 from pulseboard.server.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -83,8 +83,11 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(runtime: Runtime, *, api_token: str) -> Starlette:
-    """Build the web app; one app per process, since the MCP session manager runs once."""
+def create_app(runtime: Runtime, *, api_token: str, publication_budget: RequestBudget | None = None) -> Starlette:
+    """Build the web app; one app per process, since the MCP session manager runs once.
+
+    `publication_budget` limits the views of each publication, by default to RequestBudget()'s.
+    """
     mcp = create_mcp(runtime, token=api_token)
     mcp_app = mcp.streamable_http_app(transport_security=transport_security(runtime.settings.public_url))
     writer = EventWriter(runtime.store)
@@ -114,5 +117,6 @@ def create_app(runtime: Runtime, *, api_token: str) -> Starlette:
     app.state.api_token = api_token
     app.state.project_lock = asyncio.Lock()
     app.state.publications = PublicationCache(compute_publication(runtime))
+    app.state.publication_budget = publication_budget or RequestBudget()
     app.add_middleware(RequestLogMiddleware)
     return app
