@@ -19,7 +19,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pulseboard.server.admin import admin_routes
 from pulseboard.server.ingest import EventWriter, ingest_routes
 from pulseboard.server.mcp_server import create_mcp
-from pulseboard.server.public import PublicationCache, RequestBudget, compute_publication, public_routes
+from pulseboard.server.public import (
+    PublicationCache,
+    PublicationLookup,
+    RequestBudget,
+    compute_publication,
+    public_routes,
+)
 from pulseboard.server.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -118,5 +124,6 @@ def create_app(runtime: Runtime, *, api_token: str, publication_budget: RequestB
     app.state.project_lock = asyncio.Lock()
     app.state.publications = PublicationCache(compute_publication(runtime))
     app.state.publication_budget = publication_budget or RequestBudget()
+    app.state.publication_lookup = PublicationLookup(runtime.store)
     app.add_middleware(RequestLogMiddleware)
     return app

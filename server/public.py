@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Route
 
 from pulseboard.server.public_page import THEMES, PageOptions, Theme, iso_utc, render_error_page, render_page
 from pulseboard.server.runtime import Runtime
-from pulseboard.server.store import Publication, utcnow
+from pulseboard.server.store import Publication, PublicationKeys, Store, check_publication_key, utcnow
 
 if TYPE_CHECKING:
     from pulseboard.tools.query import QueryOutput
@@ -296,6 +296,66 @@ def new_error_id() -> str:
     return secrets.token_hex(4)
 
 
+# Publication lookups
+
+
+# A publication read from the store answers key checks for this long. Revocations and key
+# rotations through this process take effect at once; those written by another process sharing a
+# ClickHouse server take effect within this time.
+LOOKUP_TTL_S = 5.0
+
+
+class PublicationLookup:
+    """Checks keys against publications read from the store at most once per `ttl_s` per id.
+
+    A cached view would otherwise spend most of its time on the store query behind the key check.
+    Entries are dropped when the store has written any publication row since they were read, and
+    unknown ids are not cached. At most `max_entries` publications are kept.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        ttl_s: float = LOOKUP_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        now: Callable[[], dt.datetime] = utcnow,
+        max_entries: int = 4096,
+    ) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._now = now
+        self._max_entries = max_entries
+        # publication id -> (publication and key hashes, clock reading when read, store write count)
+        self._entries: OrderedDict[str, tuple[tuple[Publication, PublicationKeys], float, int]] = OrderedDict()
+
+    async def open(self, publication_id: str, key: str) -> Publication | None:
+        """Return the live publication that the key opens, or None (see Store.open_publication)."""
+        found = self._cached(publication_id)
+        if found is None:
+            writes = self._store.publication_writes
+            found = await anyio.to_thread.run_sync(self._store.get_publication_keys, publication_id)
+            if found is not None:
+                self._entries[publication_id] = (found, self._clock(), writes)
+                self._entries.move_to_end(publication_id)
+                while len(self._entries) > self._max_entries:
+                    self._entries.popitem(last=False)
+        return check_publication_key(found, key, self._now())
+
+    def _cached(self, publication_id: str) -> tuple[Publication, PublicationKeys] | None:
+        entry = self._entries.get(publication_id)
+        if entry is None:
+            return None
+
+        found, read_at, writes = entry
+        if writes != self._store.publication_writes or self._clock() - read_at >= self._ttl_s:
+            del self._entries[publication_id]
+            return None
+        self._entries.move_to_end(publication_id)
+        return found
+
+
 # The request budget
 
 
@@ -444,10 +504,10 @@ async def respond(request: Request, summary: RequestSummary) -> Response:
 
     try:
         key = request_key(request)
-        runtime: Runtime = request.app.state.runtime
+        lookup: PublicationLookup = request.app.state.publication_lookup
         publication = None
         if valid_id and key:
-            publication = await anyio.to_thread.run_sync(runtime.store.open_publication, publication_id, key)
+            publication = await lookup.open(publication_id, key)
         if publication is None:
             return not_found_response(request, options.format)
 

@@ -16,7 +16,13 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
-from pulseboard.server.public import PublicationCache, RequestBudget, compute_publication, public_routes
+from pulseboard.server.public import (
+    PublicationCache,
+    PublicationLookup,
+    RequestBudget,
+    compute_publication,
+    public_routes,
+)
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.settings import Settings, load_settings
 from pulseboard.server.store import EventRow, Project, Publication, Store
@@ -90,6 +96,7 @@ def make_app(runtime: Runtime, cache: PublicationCache, budget: RequestBudget | 
     app.state.runtime = runtime
     app.state.publications = cache
     app.state.publication_budget = budget or RequestBudget()
+    app.state.publication_lookup = PublicationLookup(runtime.store)
     return app
 
 

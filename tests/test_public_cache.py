@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
-from pulseboard.server.public import PublicationCache, RequestBudget
+from pulseboard.server.public import PublicationCache, PublicationLookup, RequestBudget
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.store import Publication, Store
 from pulseboard.tools.query import QueryOutput
@@ -331,3 +331,56 @@ def test_views_over_budget_get_429(
     assert [record.getMessage() for record in caplog.records] == [
         f"publication {publication.publication_id} is over its request budget; retry after 1 s"
     ] * 2
+
+
+# Publication lookups
+
+
+def revoke_from_elsewhere(store: Store, publication_id: str) -> None:
+    """Revoke a publication with SQL on the store, as another process sharing the store would."""
+    store.client.command(
+        "INSERT INTO publications (publication_id, project_id, title, description, recipe_id, hogql, params, "
+        "key_hash, cache_ttl_s, created_at, expires_at, revoked, previous_key_hash, previous_key_valid_until, "
+        "version) SELECT publication_id, project_id, title, description, recipe_id, hogql, params, key_hash, "
+        "cache_ttl_s, created_at, expires_at, 1, previous_key_hash, previous_key_valid_until, version + 1 "
+        "FROM publications FINAL WHERE publication_id = {i:String}",
+        parameters={"i": publication_id},
+    )
+
+
+def lookup_client(runtime: Runtime, clock: FakeClock) -> TestClient:
+    app = make_app(runtime, PublicationCache(lambda publication: fixed_output(), clock.monotonic, now=clock.utc))
+    app.state.publication_lookup = PublicationLookup(runtime.store, ttl_s=5.0, clock=clock.monotonic)
+    return TestClient(app)
+
+
+def test_lookup_rereads_after_ttl(runtime: Runtime, clock: FakeClock, store: Store, project_id: str):
+    publication, url = publish(store, project_id)
+
+    with lookup_client(runtime, clock) as client:
+        before = client.get(url + "&format=json").status_code
+        revoke_from_elsewhere(store, publication.publication_id)
+        within_ttl = client.get(url + "&format=json").status_code
+        clock.advance(5)
+        after_ttl = client.get(url + "&format=json").status_code
+
+    assert (before, within_ttl, after_ttl) == (200, 200, 404)
+
+
+def test_lookup_sees_writes_of_this_process(runtime: Runtime, clock: FakeClock, store: Store, project_id: str):
+    revoked, revoked_url = publish(store, project_id)
+    rotated, old_url = publish(store, project_id)
+
+    with lookup_client(runtime, clock) as client:
+        before = [client.get(url + "&format=json").status_code for url in (revoked_url, old_url)]
+        store.revoke_publication(revoked.publication_id)
+        new_key = store.rotate_publication_key(rotated.publication_id, grace_s=0)
+        after_revoke = client.get(revoked_url + "&format=json").status_code
+        old_key = client.get(old_url + "&format=json").status_code
+        new_url = f"/q/{rotated.publication_id}?key={new_key}&format=json"
+        with_new_key = client.get(new_url).status_code
+
+    assert before == [200, 200]
+    assert after_revoke == 404
+    assert old_key == 404
+    assert with_new_key == 200
