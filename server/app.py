@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 
+PUBLIC_PREFIX = "/q/"
+
 SECRET_QUERY = re.compile(r"(?i)\b(key|token|api_key)=[^&\s]*")
 
 
@@ -41,13 +43,17 @@ def redact_query(query: str) -> str:
 
 
 class RequestLogMiddleware:
-    """Log one line per HTTP request: method, path, redacted query, status and duration."""
+    """Log one line per HTTP request: method, path, redacted query, status and duration.
+
+    Requests under `/q/` are left out, because the published-result endpoint logs its own line
+    with the publication id, format and cache status.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(PUBLIC_PREFIX):
             await self.app(scope, receive, send)
             return
 

@@ -3,9 +3,9 @@
 A view needs the publication's key, from `?key=` or `Authorization: Bearer <key>`. Every reason
 to reject a view (unknown id, missing or wrong key, revoked, expired) gets the same 404, so a
 caller cannot tell which publications exist. Results are cached per publication for its
-`cache_ttl_s`. When a result is stale, one request recomputes it; concurrent viewers of the same
+`cache_ttl_s`. When a result is stale, one request recomputes it. Concurrent viewers of the same
 publication wait up to STALE_WAIT_S for that computation and otherwise get the last result,
-marked as stale. Each publication has a request budget; a view over it gets 429.
+marked as stale. Each publication has a request budget, and a view over it gets 429.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from pulseboard.server.public_page import THEMES, PageOptions, Theme, iso_utc, render_error_page, render_page
+from pulseboard.server.public_page import THEMES, PageOptions, iso_utc, render_error_page, render_page
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.store import Publication, PublicationKeys, Store, check_publication_key, utcnow
 
@@ -47,7 +47,7 @@ CacheStatus = Literal["hit", "miss", "shared", "stale", "refresh"]
 FORMATS: tuple[Format, ...] = ("html", "json", "csv")
 PATH_SUFFIXES: dict[str, Format] = {".json": "json", ".csv": "csv"}
 MEDIA_TYPES: dict[Format, str] = {"html": "text/html", "json": "application/json", "csv": "text/csv"}
-# The version of the JSON document's shape; it changes only when a field is removed or changes
+# The version of the JSON document's shape. It changes only when a field is removed or changes
 # meaning, and added fields keep it.
 DOCUMENT_VERSION = 1
 
@@ -58,7 +58,7 @@ PUBLICATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # A viewer that finds a recomputation in progress waits this long for it before it gets the
 # last result marked as stale. A viewer with no earlier result waits for the computation.
 STALE_WAIT_S = 0.25
-# `?refresh=1` recomputes a publication at most once per this many seconds; a refresh asked for
+# `?refresh=1` recomputes a publication at most once per this many seconds. A refresh requested
 # sooner is served like a view without it.
 REFRESH_INTERVAL_S = 60.0
 # The default request budget of each publication: REQUEST_BURST views at once, refilled at
@@ -119,6 +119,9 @@ class CachedResult:
     # The cache's clock reading, in seconds, at which the result goes stale.
     fresh_until: float
     generation: int = 0
+    # Encoded JSON and CSV bodies by (format, stale), filled on first use. Encoding a result of a
+    # few hundred rows on every view took as long as the rest of a cached view.
+    bodies: dict[tuple[str, bool], bytes] = dataclasses.field(default_factory=dict, compare=False)
 
 
 class ComputeError(Exception):
@@ -299,7 +302,7 @@ def new_error_id() -> str:
 # Publication lookups
 
 
-# A publication read from the store answers key checks for this long. Revocations and key
+# A publication read from the store is used for key checks for this long. Revocations and key
 # rotations through this process take effect at once; those written by another process sharing a
 # ClickHouse server take effect within this time.
 LOOKUP_TTL_S = 5.0
@@ -393,7 +396,7 @@ class RequestBudget:
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
     def take(self, publication_id: str) -> int:
-        """Spend one request; return 0 when allowed, else the whole seconds until one is allowed."""
+        """Spend one request. Return 0 when it is allowed, else the whole seconds until one is allowed."""
         now = self._clock()
         bucket = self._buckets.get(publication_id)
         if bucket is None:
@@ -417,8 +420,8 @@ class RequestBudget:
 def public_routes() -> list[BaseRoute]:
     """Return the routes of the published-result pages.
 
-    The route takes every method, so that the endpoint can answer the unsupported ones with the
-    JSON error shape and the CORS headers.
+    The route takes every method, so that the endpoint can respond to the unsupported ones with
+    the JSON error shape and the CORS headers.
     """
     return [
         Route(
@@ -440,7 +443,7 @@ class RequestSummary:
 
 
 class RequestError(Exception):
-    """A query parameter has an invalid value; `code` is the error code of the 400 response."""
+    """A query parameter has an invalid value. `code` is the error code of the 400 response."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -450,7 +453,7 @@ class RequestError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class ViewOptions:
-    """What a view asks for, from the path suffix, the query string and the Accept header."""
+    """The options of a view, read from the path suffix, the query string and the Accept header."""
 
     format: Format
     page: PageOptions = PageOptions()
@@ -538,7 +541,7 @@ def split_suffix(raw_id: str) -> tuple[str, Format | None]:
 
 
 def view_options(request: Request, suffix: Format | None) -> ViewOptions:
-    """Read the format, `?theme=`, `?embed=` and `?refresh=`; raise RequestError for an invalid value."""
+    """Read the format, `?theme=`, `?embed=` and `?refresh=`, and raise RequestError for an invalid value."""
     output_format = choose_format(request, suffix)
     theme = request.query_params.get("theme", "auto")
     if theme not in THEMES:
@@ -677,12 +680,20 @@ def result_response(
 
     if options.format == "json":
         headers["Content-Security-Policy"] = DATA_CSP
-        return JSONResponse(result_document(publication, result, stale=stale), headers=headers)
+        body = result.bodies.get(("json", stale))
+        if body is None:
+            body = JSONResponse(result_document(publication, result, stale=stale)).body
+            result.bodies["json", stale] = body
+        return Response(body, media_type="application/json", headers=headers)
 
     if options.format == "csv":
         headers["Content-Security-Policy"] = DATA_CSP
         headers["Content-Disposition"] = f'inline; filename="{publication.publication_id}.csv"'
-        return Response(result_csv(result.output), media_type="text/csv", headers=headers)
+        body = result.bodies.get(("csv", False))
+        if body is None:
+            body = result_csv(result.output).encode()
+            result.bodies["csv", False] = body
+        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
     return render_page(
         request,

@@ -11,7 +11,6 @@ import time
 import httpx2
 import pytest
 from starlette.testclient import TestClient
-from starlette.types import Receive, Scope, Send
 
 from pulseboard.server.public import PublicationCache, PublicationLookup, RequestBudget
 from pulseboard.server.runtime import Runtime
@@ -54,19 +53,18 @@ class GatedCompute:
         return fixed_output([["$pageview", call]])
 
 
-class ArrivalCounter:
-    """ASGI middleware that counts the HTTP requests that reached the app."""
+class EnteredCache(PublicationCache):
+    """A PublicationCache that counts the calls of `get`, read by the test thread.
 
-    def __init__(self, app) -> None:
-        self.app = app
-        self.arrivals = 0
-        self._lock = threading.Lock()
+    A call counted here reaches its wait for a computation in progress in the same step of the
+    event loop, so once the count is in, the call is waiting.
+    """
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            with self._lock:
-                self.arrivals += 1
-        await self.app(scope, receive, send)
+    entered = 0
+
+    async def get(self, publication: Publication, *, refresh: bool = False):
+        self.entered += 1
+        return await super().get(publication, refresh=refresh)
 
 
 def wait_until(condition, timeout_s: float = 10.0) -> None:
@@ -124,16 +122,13 @@ def test_stale_result_while_recomputing(runtime: Runtime, clock: FakeClock, stor
 
 def test_first_views_wait_for_one_computation(runtime: Runtime, clock: FakeClock, store: Store, project_id: str):
     compute = GatedCompute(free_calls=0)
-    cache = PublicationCache(compute, clock.monotonic, now=clock.utc, stale_wait_s=0.05)
-    counter = ArrivalCounter(make_app(runtime, cache))
+    cache = EnteredCache(compute, clock.monotonic, now=clock.utc, stale_wait_s=0.05)
     _, url = publish(store, project_id, cache_ttl_s=60)
 
-    with running_server(counter) as base_url:
+    with running_server(make_app(runtime, cache)) as base_url:
         with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
             futures = [pool.submit(get_json, base_url + url) for _ in range(10)]
-            wait_until(lambda: counter.arrivals == 10 and compute.calls == 1)
-            # Give the other nine views time to look up the publication and start waiting.
-            time.sleep(0.3)
+            wait_until(lambda: cache.entered == 10 and compute.calls == 1)
             finished_early = sum(future.done() for future in futures)
             compute.gate.set()
             responses = [future.result() for future in futures]
@@ -148,17 +143,15 @@ def test_first_views_wait_for_one_computation(runtime: Runtime, clock: FakeClock
 
 def test_quick_recomputation_is_shared(runtime: Runtime, clock: FakeClock, store: Store, project_id: str):
     compute = GatedCompute(free_calls=1)
-    cache = PublicationCache(compute, clock.monotonic, now=clock.utc, stale_wait_s=5.0)
-    counter = ArrivalCounter(make_app(runtime, cache))
+    cache = EnteredCache(compute, clock.monotonic, now=clock.utc, stale_wait_s=5.0)
     _, url = publish(store, project_id, cache_ttl_s=60)
 
-    with running_server(counter) as base_url:
+    with running_server(make_app(runtime, cache)) as base_url:
         get_json(base_url + url)
         clock.advance(61)
         with concurrent.futures.ThreadPoolExecutor(max_workers=5) as pool:
             futures = [pool.submit(get_json, base_url + url) for _ in range(5)]
-            wait_until(lambda: counter.arrivals == 6 and compute.calls == 2)
-            time.sleep(0.3)
+            wait_until(lambda: cache.entered == 6 and compute.calls == 2)
             compute.gate.set()
             responses = [future.result() for future in futures]
 
