@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import io
 import itertools
@@ -122,6 +123,12 @@ class CachedResult:
     # Encoded JSON and CSV bodies by (format, stale), filled on first use. Encoding a result of a
     # few hundred rows on every view took as long as the rest of a cached view.
     bodies: dict[tuple[str, bool], bytes] = dataclasses.field(default_factory=dict, compare=False)
+    # ETags by the view options and staleness, filled on first use.
+    etags: dict[tuple[ViewOptions, bool], str] = dataclasses.field(default_factory=dict, compare=False)
+
+    @functools.cached_property
+    def computed_at_iso(self) -> str:
+        return iso_utc(self.computed_at)
 
 
 class ComputeError(Exception):
@@ -653,8 +660,7 @@ def request_key(request: Request) -> str:
 # Responses
 
 
-def base_headers() -> dict[str, str]:
-    return {**CORS_HEADERS, **SECURITY_HEADERS, "Vary": "Accept, Authorization"}
+BASE_HEADERS = {**CORS_HEADERS, **SECURITY_HEADERS, "Vary": "Accept, Authorization"}
 
 
 def result_response(
@@ -667,13 +673,16 @@ def result_response(
 ) -> Response:
     """Build the result in the requested format, or a 304 when the client's copy is current."""
     stale = cache_status == "stale"
-    etag = entity_tag(publication.publication_id, result, options, stale)
+    etag = result.etags.get((options, stale))
+    if etag is None:
+        etag = entity_tag(publication.publication_id, result, options, stale)
+        result.etags[options, stale] = etag
     headers = {
-        **base_headers(),
+        **BASE_HEADERS,
         "Cache-Control": f"private, max-age={max_age}",
         "ETag": etag,
         "X-Pulseboard-Cache": cache_status,
-        "X-Pulseboard-Computed-At": iso_utc(result.computed_at),
+        "X-Pulseboard-Computed-At": result.computed_at_iso,
     }
     if etag_matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers=headers)
@@ -715,7 +724,7 @@ def entity_tag(publication_id: str, result: CachedResult, options: ViewOptions, 
     """
     parts = (
         publication_id,
-        iso_utc(result.computed_at),
+        result.computed_at_iso,
         str(result.generation),
         options.format,
         options.page.theme,
@@ -745,7 +754,7 @@ def not_found_response(request: Request, output_format: Format) -> Response:
             request, "html", 404, "not_found", NOT_FOUND_BODY["error"]["message"], title=NOT_FOUND_TITLE
         )
 
-    headers = {**base_headers(), "Cache-Control": "no-store", "Content-Security-Policy": DATA_CSP}
+    headers = {**BASE_HEADERS, "Cache-Control": "no-store", "Content-Security-Policy": DATA_CSP}
     return JSONResponse(NOT_FOUND_BODY, status_code=404, headers=headers)
 
 
@@ -778,7 +787,7 @@ def error_response(
 ) -> Response:
     """Build an error in the requested format: an HTML page for HTML, else the JSON error shape
     `{"error": {"code", "message", "error_id" (for 500 only)}}`."""
-    headers = {**base_headers(), "Cache-Control": "no-store", **(extra or {})}
+    headers = {**BASE_HEADERS, "Cache-Control": "no-store", **(extra or {})}
     if output_format == "html":
         return render_error_page(request, status, title, message, error_id, headers)
 

@@ -666,7 +666,7 @@ class Store:
 def check_publication_key(
     found: tuple[Publication, PublicationKeys] | None, key: str, now: dt.datetime
 ) -> Publication | None:
-    """Return the publication when the key opens it at `now`; None for unknown, wrong key, revoked or expired."""
+    """Return the publication when the key opens it at `now`, else None (unknown, wrong key, revoked or expired)."""
     if found is None:
         keys_match(key, _NO_KEY_HASH)
         keys_match(key, _NO_KEY_HASH)
