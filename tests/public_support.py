@@ -9,10 +9,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
@@ -23,6 +27,7 @@ from pulseboard.server.public import (
     compute_publication,
     public_routes,
 )
+from pulseboard.server.public_page import render_page
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.settings import Settings, load_settings
 from pulseboard.server.store import EventRow, Project, Publication, Store
@@ -164,6 +169,22 @@ def publish(store: Store, project_id: str, **fields: object) -> tuple[Publicatio
     fields = {**defaults, **fields}
     publication, key = store.create_publication(project_id, **fields)
     return publication, f"/q/{publication.publication_id}?key={key}"
+
+
+def render_route(path: str, publication: Publication, output: QueryOutput, **render_options: Any) -> Route:
+    """A route that renders `output` as the page of `publication`, computed at START."""
+
+    async def page(request: Request) -> Response:
+        return render_page(
+            request,
+            publication,
+            output,
+            computed_at=START,
+            stale_after=START + dt.timedelta(minutes=1),
+            **render_options,
+        )
+
+    return Route(path, page)
 
 
 @contextlib.contextmanager

@@ -3,25 +3,21 @@ a server on 127.0.0.1. Screenshots go to a temporary folder that the test prints
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from pulseboard.server.public import PublicationCache
-from pulseboard.server.public_page import TableSection, render_page
+from pulseboard.server.public_page import TableSection
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.store import Store
 from pulseboard.tools.query import Column, QueryOutput
 
 pytest.register_assert_rewrite("tests.public_support")
-from tests.public_support import START, FakeClock, make_app, publish, running_server  # noqa: E402
+from tests.public_support import FakeClock, make_app, publish, render_route, running_server  # noqa: E402
 
 # The fixtures settings, runtime, project_id and clock.
 pytest_plugins = ["tests.public_support"]
@@ -96,17 +92,7 @@ def health_url(runtime: Runtime, clock: FakeClock, store: Store, project_id: str
         )
     ]
 
-    async def drilldown_page(request: Request) -> Response:
-        return render_page(
-            request,
-            publication,
-            HEALTH_OUTPUT,
-            computed_at=START,
-            stale_after=START + dt.timedelta(minutes=1),
-            drilldown=drilldown,
-        )
-
-    app.router.routes.append(Route("/drilldown-page", drilldown_page))
+    app.router.routes.append(render_route("/drilldown-page", publication, HEALTH_OUTPUT, drilldown=drilldown))
     with running_server(app) as base_url:
         yield base_url + url
 

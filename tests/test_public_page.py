@@ -10,20 +10,17 @@ import time
 
 import pytest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from pulseboard.server.app import create_app
 from pulseboard.server.public import PublicationCache
-from pulseboard.server.public_page import TableSection, render_page
+from pulseboard.server.public_page import TableSection
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.store import Store
 from pulseboard.tools.query import Column, QueryOutput
 
 pytest.register_assert_rewrite("tests.public_support")
-from tests.public_support import START, FakeClock, fixed_output, make_app, publish  # noqa: E402
+from tests.public_support import FakeClock, fixed_output, make_app, publish, render_route  # noqa: E402
 
 # The fixtures settings, runtime, project_id, clock, client, counting and fixed_client.
 pytest_plugins = ["tests.public_support"]
@@ -231,18 +228,7 @@ def test_datetime_cell_keeps_unparsed_text():
 def render_app(runtime: Runtime, store: Store, project_id: str, **render_options) -> Starlette:
     """An app whose one route renders a fixed result of a new publication with the given options."""
     publication, _ = publish(store, project_id, title="Account health", hogql="", recipe_id="account_health_score")
-
-    async def page(request: Request) -> Response:
-        return render_page(
-            request,
-            publication,
-            HEALTH_OUTPUT,
-            computed_at=START,
-            stale_after=START + dt.timedelta(minutes=1),
-            **render_options,
-        )
-
-    app = Starlette(routes=[Route("/page", page)])
+    app = Starlette(routes=[render_route("/page", publication, HEALTH_OUTPUT, **render_options)])
     app.state.runtime = runtime
     return app
 
