@@ -91,14 +91,14 @@ NUMERIC_KINDS = frozenset({"number", "score", "trend", "money"})
 # Kinds whose cells carry a number in data-sort, so the sort script compares them as numbers.
 NUMBER_SORTED_KINDS = NUMERIC_KINDS | {"status", "datetime", "sparkline"}
 
-# The sparkline's drawing box; the line keeps one unit of margin at the top and bottom.
+# The sparkline's drawing box. The line keeps one unit of margin at the top and bottom.
 SPARKLINE_WIDTH = 100
 SPARKLINE_HEIGHT = 24
 
 
 @dataclasses.dataclass(frozen=True)
 class PageOptions:
-    """How a page is shown: `theme` picks the colours, `embed` the compact form for iframes."""
+    """Display options of a page: `theme` picks the colours, and `embed` the compact form for iframes."""
 
     theme: Theme = "auto"
     embed: bool = False
@@ -125,7 +125,7 @@ def render_page(
     drilldown: Sequence[TableSection] = (),
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """Render the page of a result; the response's Content-Security-Policy allows its inline assets only."""
+    """Render the page of a result. The response's Content-Security-Policy allows only its inline assets."""
     nonce = secrets.token_urlsafe(16)
     context = page_context(publication, output, computed_at=computed_at, stale_after=stale_after)
     context.update(
@@ -272,7 +272,7 @@ def count_text(count: int, noun: str) -> str:
 def page_summary(publication: Publication, output: QueryOutput) -> str:
     """Write the one line that a link preview (Open Graph, Twitter card) shows under the title.
 
-    For the health recipe it counts the critical accounts; otherwise it is the description, or
+    For the health recipe it counts the critical accounts. Otherwise it is the description, or
     the row count when there is none.
     """
     names = [column.name for column in output.columns]
@@ -471,8 +471,8 @@ def is_number_list(value: Any) -> bool:
 def sparkline_cell(values: list[int | float]) -> Cell:
     """Draw scores (oldest first) as polyline points in a SPARKLINE_WIDTH x SPARKLINE_HEIGHT box.
 
-    Scores from 0 to 100 are drawn on that fixed scale, so lines of different accounts compare;
-    any other values are scaled from their minimum to their maximum. The text is the values for
+    Scores from 0 to 100 are drawn on that fixed scale, so that the lines of different accounts
+    compare. Any other values are scaled from their minimum to their maximum. The text is the values for
     screen readers, and the sort key is the latest value.
     """
     low, high = (0.0, 100.0) if all(0 <= value <= 100 for value in values) else (min(values), max(values))
