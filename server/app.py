@@ -19,12 +19,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pulseboard.server.admin import admin_routes
 from pulseboard.server.ingest import EventWriter, ingest_routes
 from pulseboard.server.mcp_server import create_mcp
-from pulseboard.server.public import PublicationCache, compute_publication, public_routes
+from pulseboard.server.public import (
+    PublicationCache,
+    PublicationLookup,
+    RequestBudget,
+    compute_publication,
+    public_routes,
+)
 from pulseboard.server.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+PUBLIC_PREFIX = "/q/"
 
 SECRET_QUERY = re.compile(r"(?i)\b(key|token|api_key)=[^&\s]*")
 
@@ -35,13 +43,17 @@ def redact_query(query: str) -> str:
 
 
 class RequestLogMiddleware:
-    """Log one line per HTTP request: method, path, redacted query, status and duration."""
+    """Log one line per HTTP request: method, path, redacted query, status and duration.
+
+    Requests under `/q/` are left out, because the published-result endpoint logs its own line
+    with the publication id, format and cache status.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(PUBLIC_PREFIX):
             await self.app(scope, receive, send)
             return
 
@@ -83,8 +95,11 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(runtime: Runtime, *, api_token: str) -> Starlette:
-    """Build the web app; one app per process, since the MCP session manager runs once."""
+def create_app(runtime: Runtime, *, api_token: str, publication_budget: RequestBudget | None = None) -> Starlette:
+    """Build the web app; one app per process, since the MCP session manager runs once.
+
+    `publication_budget` limits the views of each publication, by default to RequestBudget()'s.
+    """
     mcp = create_mcp(runtime, token=api_token)
     mcp_app = mcp.streamable_http_app(transport_security=transport_security(runtime.settings.public_url))
     writer = EventWriter(runtime.store)
@@ -114,5 +129,7 @@ def create_app(runtime: Runtime, *, api_token: str) -> Starlette:
     app.state.api_token = api_token
     app.state.project_lock = asyncio.Lock()
     app.state.publications = PublicationCache(compute_publication(runtime))
+    app.state.publication_budget = publication_budget or RequestBudget()
+    app.state.publication_lookup = PublicationLookup(runtime.store)
     app.add_middleware(RequestLogMiddleware)
     return app

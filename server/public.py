@@ -3,8 +3,9 @@
 A view needs the publication's key, from `?key=` or `Authorization: Bearer <key>`. Every reason
 to reject a view (unknown id, missing or wrong key, revoked, expired) gets the same 404, so a
 caller cannot tell which publications exist. Results are cached per publication for its
-`cache_ttl_s`. When a result is stale, one request recomputes it and concurrent viewers of the
-same publication wait for that computation and share its result.
+`cache_ttl_s`. When a result is stale, one request recomputes it. Concurrent viewers of the same
+publication wait up to STALE_WAIT_S for that computation and otherwise get the last result,
+marked as stale. Each publication has a request budget, and a view over it gets 429.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import csv
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import io
+import itertools
 import json
 import logging
+import math
 import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -29,89 +32,51 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.templating import Jinja2Templates
 
-from pulseboard.recipes import Recipe, RecipeError, get_recipe
+from pulseboard.server.public_page import THEMES, PageOptions, iso_utc, render_error_page, render_page
 from pulseboard.server.runtime import Runtime
-from pulseboard.server.store import Publication, utcnow
+from pulseboard.server.store import Publication, PublicationKeys, Store, check_publication_key, utcnow
 
 if TYPE_CHECKING:
-    from pulseboard.tools.query import Column, QueryOutput
+    from pulseboard.tools.query import QueryOutput
 
 logger = logging.getLogger(__name__)
 
 Format = Literal["html", "json", "csv"]
-CacheStatus = Literal["hit", "miss", "shared"]
-
-TEMPLATES_DIR = Path(__file__).parent / "templates"
-TEMPLATE_NAME = "publication.html"
+CacheStatus = Literal["hit", "miss", "shared", "stale", "refresh"]
 
 FORMATS: tuple[Format, ...] = ("html", "json", "csv")
 PATH_SUFFIXES: dict[str, Format] = {".json": "json", ".csv": "csv"}
 MEDIA_TYPES: dict[Format, str] = {"html": "text/html", "json": "application/json", "csv": "text/csv"}
+# The version of the JSON document's shape. It changes only when a field is removed or changes
+# meaning, and added fields keep it.
+DOCUMENT_VERSION = 1
 
 # Store ids look like `pub_<16 hex digits>`. Anything outside this pattern gets the 404 without
 # a store lookup, and is never written to the log.
 PUBLICATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-# Output columns of the account_health_score recipe that get their own cell markup; the recipe's
-# other columns get the generic cells.
-HEALTH_RECIPE_ID = "account_health_score"
-HEALTH_COLUMN_KINDS = {
-    "status": "status",
-    "health_score": "score",
-    "trend": "trend",
-    "mrr": "money",
-}
-# The health page shows its columns in groups, in this order: what a customer success lead reads
-# first, then the raw 30-day counts, then the score components. Columns of the recipe that no group
-# names follow at the end. JSON and CSV keep the recipe's own column order.
-HEALTH_COLUMN_GROUPS = (
-    ("account", "health_score", "status", "trend", "top_risk_signal", "mrr", "plan"),
-    ("events_30d", "errors_30d", "tickets_30d"),
-    ("usage_score", "trend_score", "friction_score", "revenue_score"),
-)
-# The card area of each column on narrow screens. Columns not listed here are "detail" columns:
-# hidden in the cards until the reader asks for all columns, and set in muted text in the wide table.
-HEALTH_COLUMN_AREAS = {
-    "account": "account",
-    "health_score": "score",
-    "status": "status",
-    "top_risk_signal": "risk",
-    "trend": "fact",
-    "mrr": "fact",
-    "plan": "fact",
-}
-# The recipe's weight parameters and the component each weighs, in the order the page names them.
-HEALTH_WEIGHTS = (
-    ("w_usage", "usage"),
-    ("w_trend", "usage trend"),
-    ("w_friction", "friction (errors and support tickets)"),
-    ("w_revenue", "revenue"),
-)
-# The recipe's band parameters: each is the lowest score of its status.
-HEALTH_BANDS = (("band_warn", "warn"), ("band_ok", "ok"), ("band_healthy", "healthy"), ("band_champion", "champion"))
-# Status labels get a colour class from this table; any other status gets the neutral class.
-STATUS_CLASSES = {
-    "critical": "critical",
-    "warn": "warn",
-    "warning": "warn",
-    "ok": "ok",
-    "healthy": "healthy",
-    "champion": "champion",
-}
-# Sorting a status column ascending puts the accounts at most risk first; unknown statuses go last.
-STATUS_ORDER = ("critical", "warn", "ok", "healthy", "champion", "other")
-NUMERIC_KINDS = frozenset({"number", "score", "trend", "money"})
+# A viewer that finds a recomputation in progress waits this long for it before it gets the
+# last result marked as stale. A viewer with no earlier result waits for the computation.
+STALE_WAIT_S = 0.25
+# `?refresh=1` recomputes a publication at most once per this many seconds. A refresh requested
+# sooner is served like a view without it.
+REFRESH_INTERVAL_S = 60.0
+# The default request budget of each publication: REQUEST_BURST views at once, refilled at
+# REQUESTS_PER_MINUTE. A page view is one request, since the page loads nothing else.
+REQUESTS_PER_MINUTE = 300
+REQUEST_BURST = 60
 
+ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "X-Pulseboard-Computed-At, Content-Disposition",
+    "Access-Control-Expose-Headers": "ETag, Retry-After, X-Pulseboard-Cache, X-Pulseboard-Computed-At, "
+    "Content-Disposition",
 }
 PREFLIGHT_HEADERS = {
-    "Allow": "GET, HEAD, OPTIONS",
-    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Accept",
+    "Allow": ALLOWED_METHODS,
+    "Access-Control-Allow-Methods": ALLOWED_METHODS,
+    "Access-Control-Allow-Headers": "Authorization, Accept, If-None-Match",
     "Access-Control-Max-Age": "600",
 }
 # The key travels in the URL, so no page may send a Referer, and search engines must not index it.
@@ -134,6 +99,8 @@ NOT_FOUND_BODY = {
 }
 SERVER_ERROR_TITLE = "This result cannot be shown"
 NOT_FOUND_TITLE = "Publication not found"
+BAD_REQUEST_TITLE = "This link has an invalid option"
+RATE_LIMITED_TITLE = "Too many views"
 
 
 # The cache
@@ -141,13 +108,27 @@ NOT_FOUND_TITLE = "Publication not found"
 
 @dataclasses.dataclass(frozen=True)
 class CachedResult:
-    """One computed result of a publication."""
+    """One computed result of a publication.
+
+    `generation` numbers the results this process computed, so that two results never share an
+    ETag even when their computed_at is the same.
+    """
 
     output: QueryOutput
     computed_at: dt.datetime
     stale_after: dt.datetime
     # The cache's clock reading, in seconds, at which the result goes stale.
     fresh_until: float
+    generation: int = 0
+    # Encoded JSON and CSV bodies by (format, stale), filled on first use. Encoding a result of a
+    # few hundred rows on every view took as long as the rest of a cached view.
+    bodies: dict[tuple[str, bool], bytes] = dataclasses.field(default_factory=dict, compare=False)
+    # ETags by the view options and staleness, filled on first use.
+    etags: dict[tuple[ViewOptions, bool], str] = dataclasses.field(default_factory=dict, compare=False)
+
+    @functools.cached_property
+    def computed_at_iso(self) -> str:
+        return iso_utc(self.computed_at)
 
 
 class ComputeError(Exception):
@@ -184,6 +165,8 @@ class PublicationCache:
         *,
         now: Callable[[], dt.datetime] = utcnow,
         max_entries: int = 256,
+        stale_wait_s: float = STALE_WAIT_S,
+        refresh_interval_s: float = REFRESH_INTERVAL_S,
     ) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}.")
@@ -192,37 +175,65 @@ class PublicationCache:
         self._clock = clock
         self._now = now
         self._max_entries = max_entries
+        self._stale_wait_s = stale_wait_s
+        self._refresh_interval_s = refresh_interval_s
         self._results: OrderedDict[str, CachedResult] = OrderedDict()
         self._flights: dict[str, _Flight] = {}
+        self._refreshed_at: OrderedDict[str, float] = OrderedDict()
+        self._generations = itertools.count(1)
 
     def remaining_ttl(self, result: CachedResult) -> float:
         """Return the seconds until the result goes stale, 0 when it is stale."""
         return max(0.0, result.fresh_until - self._clock())
 
-    async def get(self, publication: Publication) -> tuple[CachedResult, CacheStatus]:
+    async def get(self, publication: Publication, *, refresh: bool = False) -> tuple[CachedResult, CacheStatus]:
         """Return the publication's result and where it came from.
 
-        "hit" is a fresh cached result, "miss" one this call computed, and "shared" one that a
-        concurrent call computed while this one waited. Raises ComputeError when the
-        computation fails, and every waiting call gets the same error id.
+        "hit" is a fresh cached result, "miss" one this call computed, "refresh" one this call
+        recomputed for `refresh`, "shared" one that a concurrent call computed while this one
+        waited, and "stale" the last result, returned because a concurrent recomputation took
+        longer than the stale wait. `refresh` recomputes a fresh result too, unless the
+        publication was refreshed less than the refresh interval ago. Raises ComputeError when
+        the computation fails, and every waiting call gets the same error id.
         """
         publication_id = publication.publication_id
+        forced = refresh and self._take_refresh(publication_id)
         while True:
             cached = self._results.get(publication_id)
-            if cached is not None and self.remaining_ttl(cached) > 0:
+            if cached is not None and not forced and self.remaining_ttl(cached) > 0:
                 self._results.move_to_end(publication_id)
                 return cached, "hit"
 
             flight = self._flights.get(publication_id)
             if flight is None:
-                return await self._lead(publication), "miss"
+                return await self._lead(publication), "refresh" if forced else "miss"
 
-            await flight.done.wait()
+            if cached is None:
+                await flight.done.wait()
+            else:
+                with anyio.move_on_after(self._stale_wait_s):
+                    await flight.done.wait()
+                if not flight.done.is_set():
+                    return cached, "stale"
+
             if flight.error is not None:
                 raise ComputeError(publication_id, flight.error.error_id)
             if flight.result is not None:
                 return flight.result, "shared"
             # The computing call was cancelled before it finished, so start over.
+
+    def _take_refresh(self, publication_id: str) -> bool:
+        """Record a forced refresh and return True, or return False when one happened too recently."""
+        now = self._clock()
+        last = self._refreshed_at.get(publication_id)
+        if last is not None and now - last < self._refresh_interval_s:
+            return False
+
+        self._refreshed_at[publication_id] = now
+        self._refreshed_at.move_to_end(publication_id)
+        while len(self._refreshed_at) > self._max_entries:
+            self._refreshed_at.popitem(last=False)
+        return True
 
     async def _lead(self, publication: Publication) -> CachedResult:
         publication_id = publication.publication_id
@@ -254,6 +265,7 @@ class PublicationCache:
             computed_at=computed_at,
             stale_after=computed_at + dt.timedelta(seconds=ttl),
             fresh_until=self._clock() + ttl,
+            generation=next(self._generations),
         )
         self._results[publication_id] = result
         self._results.move_to_end(publication_id)
@@ -294,16 +306,135 @@ def new_error_id() -> str:
     return secrets.token_hex(4)
 
 
+# Publication lookups
+
+
+# A publication read from the store is used for key checks for this long. Revocations and key
+# rotations through this process take effect at once; those written by another process sharing a
+# ClickHouse server take effect within this time.
+LOOKUP_TTL_S = 5.0
+
+
+class PublicationLookup:
+    """Checks keys against publications read from the store at most once per `ttl_s` per id.
+
+    A cached view would otherwise spend most of its time on the store query behind the key check.
+    Entries are dropped when the store has written any publication row since they were read, and
+    unknown ids are not cached. At most `max_entries` publications are kept.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        ttl_s: float = LOOKUP_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        now: Callable[[], dt.datetime] = utcnow,
+        max_entries: int = 4096,
+    ) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._now = now
+        self._max_entries = max_entries
+        # publication id -> (publication and key hashes, clock reading when read, store write count)
+        self._entries: OrderedDict[str, tuple[tuple[Publication, PublicationKeys], float, int]] = OrderedDict()
+
+    async def open(self, publication_id: str, key: str) -> Publication | None:
+        """Return the live publication that the key opens, or None (see Store.open_publication)."""
+        found = self._cached(publication_id)
+        if found is None:
+            writes = self._store.publication_writes
+            found = await anyio.to_thread.run_sync(self._store.get_publication_keys, publication_id)
+            if found is not None:
+                self._entries[publication_id] = (found, self._clock(), writes)
+                self._entries.move_to_end(publication_id)
+                while len(self._entries) > self._max_entries:
+                    self._entries.popitem(last=False)
+        return check_publication_key(found, key, self._now())
+
+    def _cached(self, publication_id: str) -> tuple[Publication, PublicationKeys] | None:
+        entry = self._entries.get(publication_id)
+        if entry is None:
+            return None
+
+        found, read_at, writes = entry
+        if writes != self._store.publication_writes or self._clock() - read_at >= self._ttl_s:
+            del self._entries[publication_id]
+            return None
+        self._entries.move_to_end(publication_id)
+        return found
+
+
+# The request budget
+
+
+@dataclasses.dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RequestBudget:
+    """A token bucket per publication: `burst` requests at once, refilled at `per_minute`.
+
+    Only views that passed the key check spend the budget, so a caller without the key cannot
+    use up the budget of a publication. At most `max_entries` buckets are kept, the least
+    recently used dropped first (a dropped bucket starts full again).
+    """
+
+    def __init__(
+        self,
+        per_minute: float = REQUESTS_PER_MINUTE,
+        burst: int = REQUEST_BURST,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_entries: int = 10_000,
+    ) -> None:
+        if per_minute <= 0:
+            raise ValueError(f"per_minute must be above 0, got {per_minute}.")
+        if burst < 1:
+            raise ValueError(f"burst must be at least 1, got {burst}.")
+
+        self._rate_per_s = per_minute / 60.0
+        self._burst = burst
+        self._clock = clock
+        self._max_entries = max_entries
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def take(self, publication_id: str) -> int:
+        """Spend one request. Return 0 when it is allowed, else the whole seconds until one is allowed."""
+        now = self._clock()
+        bucket = self._buckets.get(publication_id)
+        if bucket is None:
+            bucket = _Bucket(tokens=float(self._burst), updated=now)
+            self._buckets[publication_id] = bucket
+            while len(self._buckets) > self._max_entries:
+                self._buckets.popitem(last=False)
+        self._buckets.move_to_end(publication_id)
+
+        bucket.tokens = min(float(self._burst), bucket.tokens + (now - bucket.updated) * self._rate_per_s)
+        bucket.updated = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0
+        return max(1, math.ceil((1.0 - bucket.tokens) / self._rate_per_s))
+
+
 # Routes and request handling
 
 
 def public_routes() -> list[BaseRoute]:
-    """Return the routes of the published-result pages."""
+    """Return the routes of the published-result pages.
+
+    The route takes every method, so that the endpoint can respond to the unsupported ones with
+    the JSON error shape and the CORS headers.
+    """
     return [
         Route(
             "/q/{publication_id}",
             publication_endpoint,
-            methods=["GET", "HEAD", "OPTIONS"],
+            methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
             name="publication",
         ),
     ]
@@ -318,8 +449,22 @@ class RequestSummary:
     cache: str = "-"
 
 
-class FormatError(Exception):
-    """The requested format is not one of FORMATS, or contradicts the path suffix."""
+class RequestError(Exception):
+    """A query parameter has an invalid value. `code` is the error code of the 400 response."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewOptions:
+    """The options of a view, read from the path suffix, the query string and the Accept header."""
+
+    format: Format
+    page: PageOptions = PageOptions()
+    refresh: bool = False
 
 
 async def publication_endpoint(request: Request) -> Response:
@@ -356,33 +501,42 @@ async def respond(request: Request, summary: RequestSummary) -> Response:
     # A preflight carries no key, so it gets its 204 without a publication lookup.
     if request.method == "OPTIONS":
         return Response(status_code=204, headers={**CORS_HEADERS, **PREFLIGHT_HEADERS, **SECURITY_HEADERS})
+    if request.method not in ("GET", "HEAD"):
+        message = f"Method {request.method} is not allowed on published results. Use GET or HEAD."
+        return error_response(request, "json", 405, "method_not_allowed", message, extra={"Allow": ALLOWED_METHODS})
 
     try:
-        output_format = choose_format(request, suffix)
-    except FormatError as error:
-        return error_response(request, "json", 400, "invalid_format", str(error))
-    summary.format = output_format
+        options = view_options(request, suffix)
+    except RequestError as error:
+        output_format = "html" if error.code != "invalid_format" and wants_html(request, suffix) else "json"
+        return error_response(request, output_format, 400, error.code, error.message, title=BAD_REQUEST_TITLE)
+    summary.format = options.format
 
     try:
         key = request_key(request)
-        runtime: Runtime = request.app.state.runtime
+        lookup: PublicationLookup = request.app.state.publication_lookup
         publication = None
         if valid_id and key:
-            publication = await anyio.to_thread.run_sync(runtime.store.open_publication, publication_id, key)
+            publication = await lookup.open(publication_id, key)
         if publication is None:
-            return not_found_response(request, output_format)
+            return not_found_response(request, options.format)
+
+        budget: RequestBudget = request.app.state.publication_budget
+        retry_after = budget.take(publication_id)
+        if retry_after:
+            return rate_limited_response(request, options.format, publication_id, retry_after)
 
         cache: PublicationCache = request.app.state.publications
-        result, summary.cache = await cache.get(publication)
-        max_age = int(cache.remaining_ttl(result))
-        return result_response(request, output_format, publication, result, max_age)
+        result, summary.cache = await cache.get(publication, refresh=options.refresh)
+        max_age = 0 if summary.cache == "stale" else int(cache.remaining_ttl(result))
+        return result_response(request, options, publication, result, summary.cache, max_age)
     except ComputeError as error:
-        return server_error_response(request, output_format, error.error_id)
+        return server_error_response(request, options.format, error.error_id)
     except Exception:
         # Anything else still gets an error in the requested format, with the CORS headers.
         error_id = new_error_id()
         logger.exception("serving publication %s failed, error id %s", summary.publication_id, error_id)
-        return server_error_response(request, output_format, error_id)
+        return server_error_response(request, options.format, error_id)
 
 
 def split_suffix(raw_id: str) -> tuple[str, Format | None]:
@@ -393,6 +547,38 @@ def split_suffix(raw_id: str) -> tuple[str, Format | None]:
     return raw_id, None
 
 
+def view_options(request: Request, suffix: Format | None) -> ViewOptions:
+    """Read the format, `?theme=`, `?embed=` and `?refresh=`, and raise RequestError for an invalid value."""
+    output_format = choose_format(request, suffix)
+    theme = request.query_params.get("theme", "auto")
+    if theme not in THEMES:
+        raise RequestError("invalid_theme", f"Invalid theme {theme!r}. Use one of: {', '.join(THEMES)}.")
+    embed = flag_value(request, "embed")
+    refresh = flag_value(request, "refresh")
+    page = PageOptions(theme=theme, embed=embed)  # type: ignore[arg-type]  # checked against THEMES above
+    return ViewOptions(format=output_format, page=page, refresh=refresh)
+
+
+FLAG_VALUES = {"1": True, "true": True, "0": False, "false": False}
+
+
+def flag_value(request: Request, name: str) -> bool:
+    value = request.query_params.get(name)
+    if value is None:
+        return False
+    if value not in FLAG_VALUES:
+        raise RequestError(f"invalid_{name}", f"Invalid {name} value {value!r}. Use {name}=1 or {name}=0.")
+    return FLAG_VALUES[value]
+
+
+def wants_html(request: Request, suffix: Format | None) -> bool:
+    """Tell whether an error about another option should be an HTML page, by the requested format."""
+    try:
+        return choose_format(request, suffix) == "html"
+    except RequestError:
+        return False
+
+
 def choose_format(request: Request, suffix: Format | None) -> Format:
     """Pick the format from `?format=`, else the path suffix, else the Accept header."""
     requested = request.query_params.get("format")
@@ -401,12 +587,12 @@ def choose_format(request: Request, suffix: Format | None) -> Format:
 
     allowed = ", ".join(FORMATS)
     if requested not in FORMATS:
-        raise FormatError(f"Invalid format {requested!r}. Use one of: {allowed}.")
+        raise RequestError("invalid_format", f"Invalid format {requested!r}. Use one of: {allowed}.")
     if suffix is not None and suffix != requested:
-        raise FormatError(
-            f"Format {requested!r} contradicts the path suffix '.{suffix}'. Drop one of them."
+        raise RequestError(
+            "invalid_format", f"Format {requested!r} contradicts the path suffix '.{suffix}'. Drop one of them."
         )
-    return requested
+    return requested  # type: ignore[return-value]  # checked against FORMATS above
 
 
 def format_from_accept(accept: str) -> Format:
@@ -474,36 +660,90 @@ def request_key(request: Request) -> str:
 # Responses
 
 
-def base_headers() -> dict[str, str]:
-    return {**CORS_HEADERS, **SECURITY_HEADERS, "Vary": "Accept, Authorization"}
+BASE_HEADERS = {**CORS_HEADERS, **SECURITY_HEADERS, "Vary": "Accept, Authorization"}
 
 
 def result_response(
     request: Request,
-    output_format: Format,
+    options: ViewOptions,
     publication: Publication,
     result: CachedResult,
+    cache_status: CacheStatus,
     max_age: int,
 ) -> Response:
+    """Build the result in the requested format, or a 304 when the client's copy is current."""
+    stale = cache_status == "stale"
+    etag = result.etags.get((options, stale))
+    if etag is None:
+        etag = entity_tag(publication.publication_id, result, options, stale)
+        result.etags[options, stale] = etag
     headers = {
-        **base_headers(),
+        **BASE_HEADERS,
         "Cache-Control": f"private, max-age={max_age}",
-        "X-Pulseboard-Computed-At": iso_utc(result.computed_at),
+        "ETag": etag,
+        "X-Pulseboard-Cache": cache_status,
+        "X-Pulseboard-Computed-At": result.computed_at_iso,
     }
-    if output_format == "json":
-        headers["Content-Security-Policy"] = DATA_CSP
-        return JSONResponse(result_document(publication, result), headers=headers)
+    if etag_matches(request.headers.get("if-none-match", ""), etag):
+        return Response(status_code=304, headers=headers)
 
-    if output_format == "csv":
+    if options.format == "json":
+        headers["Content-Security-Policy"] = DATA_CSP
+        body = result.bodies.get(("json", stale))
+        if body is None:
+            body = JSONResponse(result_document(publication, result, stale=stale)).body
+            result.bodies["json", stale] = body
+        return Response(body, media_type="application/json", headers=headers)
+
+    if options.format == "csv":
         headers["Content-Security-Policy"] = DATA_CSP
         headers["Content-Disposition"] = f'inline; filename="{publication.publication_id}.csv"'
-        return Response(result_csv(result.output), media_type="text/csv", headers=headers)
+        body = result.bodies.get(("csv", False))
+        if body is None:
+            body = result_csv(result.output).encode()
+            result.bodies["csv", False] = body
+        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
-    nonce = secrets.token_urlsafe(16)
-    headers["Content-Security-Policy"] = page_csp(nonce)
-    context = page_context(publication, result)
-    context["nonce"] = nonce
-    return page_templates().TemplateResponse(request, TEMPLATE_NAME, context, headers=headers)
+    return render_page(
+        request,
+        publication,
+        result.output,
+        computed_at=result.computed_at,
+        stale_after=result.stale_after,
+        stale=stale,
+        options=options.page,
+        headers=headers,
+    )
+
+
+def entity_tag(publication_id: str, result: CachedResult, options: ViewOptions, stale: bool) -> str:
+    """Return a weak ETag for one form of one result.
+
+    It is weak because each HTML response carries its own CSP nonce, so two pages of the same
+    result are equivalent but not byte for byte the same.
+    """
+    parts = (
+        publication_id,
+        result.computed_at_iso,
+        str(result.generation),
+        options.format,
+        options.page.theme,
+        str(options.page.embed),
+        str(stale),
+        str(DOCUMENT_VERSION),
+    )
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    return f'W/"{digest}"'
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """Compare an If-None-Match header with an ETag by the weak comparison of RFC 9110."""
+    if not if_none_match.strip():
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    opaque = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == opaque for tag in if_none_match.split(","))
 
 
 def not_found_response(request: Request, output_format: Format) -> Response:
@@ -514,8 +754,25 @@ def not_found_response(request: Request, output_format: Format) -> Response:
             request, "html", 404, "not_found", NOT_FOUND_BODY["error"]["message"], title=NOT_FOUND_TITLE
         )
 
-    headers = {**base_headers(), "Cache-Control": "no-store", "Content-Security-Policy": DATA_CSP}
+    headers = {**BASE_HEADERS, "Cache-Control": "no-store", "Content-Security-Policy": DATA_CSP}
     return JSONResponse(NOT_FOUND_BODY, status_code=404, headers=headers)
+
+
+def rate_limited_response(request: Request, output_format: Format, publication_id: str, retry_after: int) -> Response:
+    logger.warning("publication %s is over its request budget; retry after %d s", publication_id, retry_after)
+    message = (
+        f"This publication got more views than its budget allows. Retry after {retry_after} seconds; "
+        "tools that poll it should poll less often."
+    )
+    return error_response(
+        request,
+        output_format,
+        429,
+        "rate_limited",
+        message,
+        title=RATE_LIMITED_TITLE,
+        extra={"Retry-After": str(retry_after)},
+    )
 
 
 def error_response(
@@ -526,25 +783,19 @@ def error_response(
     message: str,
     error_id: str | None = None,
     title: str = SERVER_ERROR_TITLE,
+    extra: dict[str, str] | None = None,
 ) -> Response:
-    """Build an error in the requested format: an HTML page for HTML, JSON otherwise."""
-    headers = {**base_headers(), "Cache-Control": "no-store"}
-    if output_format != "html":
-        headers["Content-Security-Policy"] = DATA_CSP
-        error: dict[str, str] = {"code": code, "message": message}
-        if error_id is not None:
-            error["error_id"] = error_id
-        return JSONResponse({"error": error}, status_code=status, headers=headers)
+    """Build an error in the requested format: an HTML page for HTML, else the JSON error shape
+    `{"error": {"code", "message", "error_id" (for 500 only)}}`."""
+    headers = {**BASE_HEADERS, "Cache-Control": "no-store", **(extra or {})}
+    if output_format == "html":
+        return render_error_page(request, status, title, message, error_id, headers)
 
-    nonce = secrets.token_urlsafe(16)
-    headers["Content-Security-Policy"] = page_csp(nonce)
-    context = {
-        "error": {"title": title, "message": message, "error_id": error_id},
-        "nonce": nonce,
-    }
-    return page_templates().TemplateResponse(
-        request, TEMPLATE_NAME, context, status_code=status, headers=headers
-    )
+    headers["Content-Security-Policy"] = DATA_CSP
+    error: dict[str, str] = {"code": code, "message": message}
+    if error_id is not None:
+        error["error_id"] = error_id
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 def server_error_response(request: Request, output_format: Format, error_id: str) -> Response:
@@ -555,31 +806,11 @@ def server_error_response(request: Request, output_format: Format, error_id: str
     return error_response(request, output_format, 500, "internal_error", message, error_id)
 
 
-def page_csp(nonce: str) -> str:
-    """Allow only the page's own inline style and script, which carry this response's nonce.
-
-    There is no frame-ancestors directive, so other sites may embed a page in a frame. The pages
-    are read-only, so framing them enables no clickjacking.
-    """
-    return (
-        f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
-        "base-uri 'none'; form-action 'none'"
-    )
-
-
-@functools.cache
-def page_templates() -> Jinja2Templates:
-    # Jinja2Templates turns on autoescaping for .html templates.
-    return Jinja2Templates(directory=TEMPLATES_DIR)
-
-
-def iso_utc(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def result_document(publication: Publication, result: CachedResult) -> dict[str, Any]:
+def result_document(publication: Publication, result: CachedResult, *, stale: bool = False) -> dict[str, Any]:
+    """Build the JSON document of a result, version DOCUMENT_VERSION of its shape."""
     output = result.output
     return {
+        "version": DOCUMENT_VERSION,
         "publication": {
             "id": publication.publication_id,
             "title": publication.title,
@@ -587,6 +818,7 @@ def result_document(publication: Publication, result: CachedResult) -> dict[str,
             "recipe_id": publication.recipe_id or None,
             "params": publication.params,
             "created_at": iso_utc(publication.created_at),
+            "expires_at": iso_utc(publication.expires_at) if publication.expires_at else None,
         },
         "columns": [{"name": column.name, "type": column.type} for column in output.columns],
         "rows": output.rows,
@@ -594,6 +826,7 @@ def result_document(publication: Publication, result: CachedResult) -> dict[str,
         "truncated": output.truncated,
         "computed_at": iso_utc(result.computed_at),
         "stale_after": iso_utc(result.stale_after),
+        "stale": stale,
     }
 
 
@@ -617,246 +850,3 @@ def csv_value(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return value
-
-
-# The HTML page's view of a result
-
-
-@dataclasses.dataclass(frozen=True)
-class ColumnView:
-    """One column as the page shows it; `kind` is the kind of its cells (see Cell).
-
-    `title` is the header's tooltip: the recipe's description of the column, else its ClickHouse
-    type. `area` places the cells in an account's card on narrow screens (see
-    HEALTH_COLUMN_AREAS), empty for a plain table. `group_start` marks the first column of a
-    group after the first, which gets a dividing line.
-    """
-
-    name: str
-    type: str
-    kind: str
-    title: str
-    area: str = ""
-    group_start: bool = False
-
-    @property
-    def numeric(self) -> bool:
-        return self.kind in NUMERIC_KINDS
-
-    @property
-    def sort_type(self) -> str:
-        return "number" if self.numeric or self.kind == "status" else "text"
-
-
-@dataclasses.dataclass(frozen=True)
-class Cell:
-    """One table cell as the page shows it.
-
-    `kind` selects the markup: text, number, null, status, score, trend or money. `sort` is the
-    number the sort script compares, empty for text and null cells. `detail` is the colour class
-    of a status, the bar width (0-100) of a score, or the direction of a trend.
-    """
-
-    text: str
-    kind: str
-    sort: str = ""
-    detail: str = ""
-
-
-def page_context(publication: Publication, result: CachedResult) -> dict[str, Any]:
-    output = result.output
-    recipe = publication_recipe(publication)
-    health = publication.recipe_id == HEALTH_RECIPE_ID
-    order = display_order([column.name for column in output.columns]) if health else range(len(output.columns))
-    columns = column_views(publication, output.columns, recipe, order)
-    rows = [[make_cell(row[index], column.kind) for index, column in zip(order, columns)] for row in output.rows]
-    return {
-        "publication": publication,
-        "formula": health_formula(publication, recipe) if health else "",
-        "layout": "cards" if health else "table",
-        "detail_count": sum(1 for column in columns if column.area == "detail"),
-        "columns": columns,
-        "rows": rows,
-        "row_count": output.row_count,
-        "row_count_text": f"{output.row_count:,} row" + ("" if output.row_count == 1 else "s"),
-        "truncated": output.truncated,
-        "computed_at": iso_utc(result.computed_at),
-        "computed_at_text": display_time(result.computed_at),
-        "stale_after": iso_utc(result.stale_after),
-        "stale_after_text": display_time(result.stale_after),
-    }
-
-
-def publication_recipe(publication: Publication) -> Recipe | None:
-    """Return the publication's recipe, or None for HogQL and for a recipe that no longer exists.
-
-    Computing a publication whose recipe is gone already fails and logs the error, so a missing
-    recipe is not logged again here.
-    """
-    if not publication.recipe_id:
-        return None
-
-    try:
-        return get_recipe(publication.recipe_id)
-    except RecipeError:
-        return None
-
-
-def display_order(names: list[str]) -> list[int]:
-    """Return the indexes of the health recipe's columns in HEALTH_COLUMN_GROUPS order."""
-    ranks = {name: rank for rank, name in enumerate(name for group in HEALTH_COLUMN_GROUPS for name in group)}
-    unranked = len(ranks)
-    return sorted(range(len(names)), key=lambda index: (ranks.get(names[index], unranked), index))
-
-
-def column_views(
-    publication: Publication, columns: list[Column], recipe: Recipe | None, order: Sequence[int]
-) -> list[ColumnView]:
-    """Describe the columns in display order. Columns of the health recipe also get areas and groups."""
-    descriptions = {column.name: column.description for column in recipe.header.columns} if recipe else {}
-    health = publication.recipe_id == HEALTH_RECIPE_ID
-    groups = {name: number for number, group in enumerate(HEALTH_COLUMN_GROUPS) for name in group}
-    views = []
-    previous_group = 0
-    for index in order:
-        column = columns[index]
-        group = groups.get(column.name, len(HEALTH_COLUMN_GROUPS))
-        views.append(
-            ColumnView(
-                name=column.name,
-                type=column.type,
-                kind=column_kind(publication, column.name, column.type),
-                title=descriptions.get(column.name, column.type),
-                area=HEALTH_COLUMN_AREAS.get(column.name, "detail") if health else "",
-                group_start=health and group != previous_group,
-            )
-        )
-        previous_group = group
-    return views
-
-
-def health_formula(publication: Publication, recipe: Recipe | None) -> str:
-    """Describe the weights and bands that a health publication scores with.
-
-    Values come from the publication's parameters, else the recipe's defaults. The weights are
-    shown as shares of their sum, as the recipe scales them to sum to 100. Returns an empty string
-    when the parameters no longer validate against the recipe.
-    """
-    if recipe is None:
-        return ""
-
-    try:
-        values = recipe.validate(publication.params, now=utcnow())
-        weights = [(label, float(values[name])) for name, label in HEALTH_WEIGHTS]
-        bands = [(label, float(values[name])) for name, label in HEALTH_BANDS]
-    except (RecipeError, KeyError) as error:
-        logger.warning(
-            "describing the weights of publication %s (recipe %s) failed, so its page omits them: %s",
-            publication.publication_id,
-            publication.recipe_id,
-            error,
-        )
-        return ""
-
-    total = sum(weight for _, weight in weights)
-    if total <= 0:
-        return ""
-
-    counted = [f"{label} {format_percent(100 * weight / total)}" for label, weight in weights if weight > 0]
-    ignored = [label for label, weight in weights if weight <= 0]
-    sentences = [f"The health score (0 to 100) weighs {join_words(counted)}."]
-    if ignored:
-        verb = "is" if len(ignored) == 1 else "are"
-        sentences.append(f"{join_words(ignored).capitalize()} {verb} not counted (weight 0).")
-    sentences.append("A cancelled account scores 0.")
-    lowest_band = bands[0][1]
-    band_starts = ", ".join(f"{label} from {format_number(start)}" for label, start in bands)
-    sentences.append(f"Status: critical below {format_number(lowest_band)}, {band_starts}.")
-    return " ".join(sentences)
-
-
-def join_words(words: list[str]) -> str:
-    """Join words as English does: 'a', 'a and b', 'a, b and c'."""
-    if len(words) <= 1:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]
-
-
-def format_percent(value: float) -> str:
-    return f"{format_number(round(value, 1))}%"
-
-
-def display_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def is_numeric_type(type_name: str) -> bool:
-    """Tell whether a ClickHouse type, inside any Nullable or LowCardinality, is a number."""
-    inner = type_name
-    while inner.startswith(("Nullable(", "LowCardinality(")) and inner.endswith(")"):
-        inner = inner[inner.index("(") + 1 : -1]
-    return inner.startswith(("Int", "UInt", "Float", "Decimal"))
-
-
-def column_kind(publication: Publication, name: str, type_name: str) -> str:
-    if publication.recipe_id == HEALTH_RECIPE_ID and name in HEALTH_COLUMN_KINDS:
-        return HEALTH_COLUMN_KINDS[name]
-    return "number" if is_numeric_type(type_name) else "text"
-
-
-def make_cell(value: Any, kind: str) -> Cell:
-    """Format one value for the page according to its column's kind."""
-    if value is None:
-        return Cell(text="—", kind="null")
-    if kind == "status":
-        text = str(value)
-        status_class = STATUS_CLASSES.get(text.lower(), "other")
-        return Cell(text=text, kind="status", sort=str(STATUS_ORDER.index(status_class)), detail=status_class)
-
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return Cell(text=plain_text(value), kind="text")
-
-    sort = repr(value)
-    if kind == "score":
-        width = min(100.0, max(0.0, float(value)))
-        return Cell(text=format_number(value), kind="score", sort=sort, detail=f"{width:g}")
-    if kind == "trend":
-        return trend_cell(value)
-    if kind == "money":
-        sign = "−" if value < 0 else ""
-        return Cell(text=f"{sign}${format_money(abs(value))}", kind="money", sort=sort)
-    return Cell(text=format_number(value), kind="number", sort=sort)
-
-
-def trend_cell(value: int | float) -> Cell:
-    sort = repr(value)
-    if value > 0:
-        return Cell(text=f"+{format_number(value)}", kind="trend", sort=sort, detail="up")
-    if value < 0:
-        return Cell(text=f"−{format_number(abs(value))}", kind="trend", sort=sort, detail="down")
-    return Cell(text="0", kind="trend", sort=sort, detail="flat")
-
-
-def plain_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-def format_number(value: int | float) -> str:
-    """Group thousands; round a fraction to two decimals, or to four significant digits below 1."""
-    if isinstance(value, int):
-        return f"{value:,}"
-    if value.is_integer() and abs(value) < 1e15:
-        return f"{int(value):,}"
-    if abs(value) >= 1:
-        return f"{value:,.2f}".rstrip("0").rstrip(".")
-    return f"{value:.4g}"
-
-
-def format_money(amount: int | float) -> str:
-    if isinstance(amount, float) and not amount.is_integer():
-        return f"{amount:,.2f}"
-    return f"{int(amount):,}"

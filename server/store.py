@@ -276,6 +276,9 @@ class Store:
         self._idle.put(client)
         self._opened = [client]
         self._pool_size = pool_size if url else 1
+        # The number of publication rows written through this store. In-process caches of
+        # publications compare it to tell when a revocation or key rotation made them stale.
+        self.publication_writes = 0
 
     @contextmanager
     def connection(self) -> Iterator[Client]:
@@ -565,6 +568,8 @@ class Store:
                 "previous_key_valid_until", "version",
             ],
         )
+        # Counted after the insert, so a reader that saw the old count re-reads the new row.
+        self.publication_writes += 1
 
     _PUBLICATION_COLUMNS = (
         "publication_id, project_id, title, description, recipe_id, hogql, params, cache_ttl_s, "
@@ -623,25 +628,7 @@ class Store:
 
         The current key always matches; the previous key matches until its previous_key_valid_until.
         """
-        found = self.get_publication_keys(publication_id)
-        if found is None:
-            keys_match(key, _NO_KEY_HASH)
-            keys_match(key, _NO_KEY_HASH)
-            return None
-
-        publication, keys = found
-        now = utcnow()
-        # Both comparisons always run, so the time taken does not tell whether a previous key exists.
-        current = keys_match(key, keys.key_hash)
-        previous = keys_match(key, keys.previous_key_hash or _NO_KEY_HASH)
-        previous_live = keys.previous_key_valid_until is not None and keys.previous_key_valid_until > now
-        if not (current or (previous and previous_live)):
-            return None
-        if publication.revoked:
-            return None
-        if publication.expires_at is not None and publication.expires_at <= now:
-            return None
-        return publication
+        return check_publication_key(self.get_publication_keys(publication_id), key, utcnow())
 
     def list_publications(self, project_id: str) -> list[Publication]:
         rows = self._query(
@@ -692,6 +679,29 @@ class Store:
             )
         logger.info("rotated the key of publication %s, previous key valid for %d s", publication_id, grace_s)
         return key
+
+
+def check_publication_key(
+    found: tuple[Publication, PublicationKeys] | None, key: str, now: dt.datetime
+) -> Publication | None:
+    """Return the publication when the key opens it at `now`, else None (unknown, wrong key, revoked or expired)."""
+    if found is None:
+        keys_match(key, _NO_KEY_HASH)
+        keys_match(key, _NO_KEY_HASH)
+        return None
+
+    publication, keys = found
+    # Both comparisons always run, so the time taken does not tell whether a previous key exists.
+    current = keys_match(key, keys.key_hash)
+    previous = keys_match(key, keys.previous_key_hash or _NO_KEY_HASH)
+    previous_live = keys.previous_key_valid_until is not None and keys.previous_key_valid_until > now
+    if not (current or (previous and previous_live)):
+        return None
+    if publication.revoked:
+        return None
+    if publication.expires_at is not None and publication.expires_at <= now:
+        return None
+    return publication
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -5,158 +5,30 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import threading
-import uuid
-from collections.abc import Callable, Iterator
 from html import escape as html_escape
 
-import anyio
-import httpx2
 import pytest
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from pulseboard.server.public import PublicationCache, compute_publication, public_routes
+from pulseboard.server.public import PublicationCache
 from pulseboard.server.runtime import Runtime
-from pulseboard.server.settings import Settings, load_settings
-from pulseboard.server.store import EventRow, Project, Publication, Store
+from pulseboard.server.store import Publication, Store
 from pulseboard.tools.query import Column, QueryOutput
 
-COUNT_QUERY = "SELECT event, count() AS n FROM events GROUP BY event ORDER BY event"
-EVENT_NAMES = [
-    "$pageview",
-    "signup",
-    "$pageview",
-    "<script>alert(1)</script>",
-    'clicked "Buy", then left',
-    "$pageview",
-]
-COUNT_ROWS = [["$pageview", 3], ["<script>alert(1)</script>", 1], ['clicked "Buy", then left', 1], ["signup", 1]]
+pytest.register_assert_rewrite("tests.public_support")
+from tests.public_support import (  # noqa: E402
+    COUNT_ROWS,
+    NOT_FOUND,
+    CountingCompute,
+    FakeClock,
+    fixed_output,
+    iso,
+    make_app,
+    publish,
+)
 
-START = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
-
-NOT_FOUND = {
-    "error": {
-        "code": "not_found",
-        "message": "No publication matches this link. It may be mistyped, revoked or expired. "
-        "Ask the person who shared it for a new link.",
-    }
-}
-
-
-class FakeClock:
-    """A monotonic clock and a wall clock that start at START and advance together by hand."""
-
-    def __init__(self) -> None:
-        self.seconds = 1000.0
-
-    def monotonic(self) -> float:
-        return self.seconds
-
-    def utc(self) -> dt.datetime:
-        return START + dt.timedelta(seconds=self.seconds - 1000.0)
-
-    def advance(self, seconds: float) -> None:
-        self.seconds += seconds
-
-
-class CountingCompute:
-    """Wrap a compute function and count its calls, which may come from several threads."""
-
-    def __init__(self, compute: Callable[[Publication], QueryOutput]) -> None:
-        self.compute = compute
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, publication: Publication) -> QueryOutput:
-        with self._lock:
-            self.calls += 1
-        return self.compute(publication)
-
-
-def fixed_output(rows: list[list[object]] | None = None, *, truncated: bool = False) -> QueryOutput:
-    rows = [["$pageview", 3], ["signup", 1]] if rows is None else rows
-    return QueryOutput(
-        columns=[Column(name="event", type="LowCardinality(String)"), Column(name="n", type="UInt64")],
-        rows=rows,
-        row_count=len(rows),
-        truncated=truncated,
-        elapsed_ms=1.0,
-    )
-
-
-def make_app(runtime: Runtime, cache: PublicationCache) -> Starlette:
-    app = Starlette(routes=public_routes())
-    app.state.runtime = runtime
-    app.state.publications = cache
-    return app
-
-
-def iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-@pytest.fixture
-def settings(tmp_path, store: Store) -> Settings:
-    return load_settings(data_dir=tmp_path, clickhouse_url=store.url)
-
-
-@pytest.fixture
-def runtime(store: Store, settings: Settings) -> Runtime:
-    return Runtime(settings=settings, store=store)
-
-
-@pytest.fixture
-def project_id(store: Store, project: tuple[Project, str]) -> str:
-    """The test's project, with one event per name in EVENT_NAMES."""
-    project_id = project[0].project_id
-    events = [
-        EventRow(
-            uuid=str(uuid.uuid4()),
-            event=name,
-            distinct_id=f"user-{index}",
-            timestamp=START - dt.timedelta(hours=index),
-            properties={"account_id": "acme"},
-        )
-        for index, name in enumerate(EVENT_NAMES)
-    ]
-    store.insert_events(project_id, events)
-    return project_id
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def client(runtime: Runtime, clock: FakeClock) -> Iterator[TestClient]:
-    """A client of an app that computes publications for real: HogQL through the compiler."""
-    cache = PublicationCache(compute_publication(runtime), clock.monotonic, now=clock.utc)
-    with TestClient(make_app(runtime, cache)) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def counting() -> CountingCompute:
-    return CountingCompute(lambda publication: fixed_output())
-
-
-@pytest.fixture
-def fixed_client(runtime: Runtime, clock: FakeClock, counting: CountingCompute) -> Iterator[TestClient]:
-    """A client of an app whose cache computes every publication as fixed_output()."""
-    cache = PublicationCache(counting, clock.monotonic, now=clock.utc)
-    with TestClient(make_app(runtime, cache)) as test_client:
-        yield test_client
-
-
-def publish(store: Store, project_id: str, **fields: object) -> tuple[Publication, str]:
-    """Create a publication of COUNT_QUERY unless `fields` override it; return it and its URL."""
-    defaults = {"title": "Events by name", "description": "How often each event was sent.", "hogql": COUNT_QUERY}
-    fields = {**defaults, **fields}
-    publication, key = store.create_publication(project_id, **fields)
-    return publication, f"/q/{publication.publication_id}?key={key}"
-
+# The fixtures settings, runtime, project_id, clock, client, counting and fixed_client.
+pytest_plugins = ["tests.public_support"]
 
 # Results of a HogQL publication, computed for real
 
@@ -169,6 +41,7 @@ def test_hogql_publication_as_json(client: TestClient, store: Store, project_id:
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {
+        "version": 1,
         "publication": {
             "id": publication.publication_id,
             "title": "Events by name",
@@ -176,6 +49,7 @@ def test_hogql_publication_as_json(client: TestClient, store: Store, project_id:
             "recipe_id": None,
             "params": {},
             "created_at": iso(publication.created_at),
+            "expires_at": None,
         },
         "columns": [{"name": "event", "type": "LowCardinality(String)"}, {"name": "n", "type": "UInt64"}],
         "rows": COUNT_ROWS,
@@ -183,6 +57,7 @@ def test_hogql_publication_as_json(client: TestClient, store: Store, project_id:
         "truncated": False,
         "computed_at": "2025-03-01T12:00:00Z",
         "stale_after": "2025-03-01T12:01:00Z",
+        "stale": False,
     }
     assert response.headers["x-pulseboard-computed-at"] == "2025-03-01T12:00:00Z"
 
@@ -663,7 +538,9 @@ def test_cors_on_results(fixed_client: TestClient, store: Store, project_id: str
     response = fixed_client.get(url + "&format=json", headers={"Origin": "https://dashboards.example"})
 
     assert response.headers["access-control-allow-origin"] == "*"
-    assert response.headers["access-control-expose-headers"] == "X-Pulseboard-Computed-At, Content-Disposition"
+    assert response.headers["access-control-expose-headers"] == (
+        "ETag, Retry-After, X-Pulseboard-Cache, X-Pulseboard-Computed-At, Content-Disposition"
+    )
     assert "access-control-allow-credentials" not in response.headers
 
 
@@ -682,16 +559,26 @@ def test_preflight(fixed_client: TestClient, counting: CountingCompute, publicat
     assert response.content == b""
     assert response.headers["access-control-allow-origin"] == "*"
     assert response.headers["access-control-allow-methods"] == "GET, HEAD, OPTIONS"
-    assert response.headers["access-control-allow-headers"] == "Authorization, Accept"
+    assert response.headers["access-control-allow-headers"] == "Authorization, Accept, If-None-Match"
     assert response.headers["allow"] == "GET, HEAD, OPTIONS"
     assert "access-control-allow-credentials" not in response.headers
     assert counting.calls == 0
 
 
-def test_other_methods_are_405(fixed_client: TestClient):
-    response = fixed_client.post("/q/pub_0000000000000000")
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_other_methods_are_405(fixed_client: TestClient, counting: CountingCompute, method):
+    response = fixed_client.request(method, "/q/pub_0000000000000000")
 
     assert response.status_code == 405
+    assert response.json() == {
+        "error": {
+            "code": "method_not_allowed",
+            "message": f"Method {method} is not allowed on published results. Use GET or HEAD.",
+        }
+    }
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert counting.calls == 0
 
 
 # Caching
@@ -743,56 +630,6 @@ def test_cache_keeps_max_entries(runtime: Runtime, clock: FakeClock, store: Stor
             assert test_client.get(url + "&format=json").status_code == 200
 
     assert counting.calls == 3
-
-
-@pytest.mark.anyio
-async def test_concurrent_stale_views_compute_once(
-    runtime: Runtime, clock: FakeClock, store: Store, project_id: str, caplog
-):
-    release = threading.Event()
-    computations: list[str] = []
-
-    def compute(publication: Publication) -> QueryOutput:
-        computations.append(publication.publication_id)
-        if len(computations) > 1:
-            release.wait(timeout=10)
-        return fixed_output()
-
-    app = make_app(runtime, PublicationCache(compute, clock.monotonic, now=clock.utc))
-    arrivals = 0
-
-    async def counting_app(scope, receive, send):
-        nonlocal arrivals
-        arrivals += 1
-        await app(scope, receive, send)
-
-    _, url = publish(store, project_id, cache_ttl_s=60)
-    responses: list[httpx2.Response] = []
-    transport = httpx2.ASGITransport(app=counting_app)
-    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
-        first = await http.get(url + "&format=json")
-        clock.advance(60)
-
-        async def view() -> None:
-            responses.append(await http.get(url + "&format=json"))
-
-        with caplog.at_level(logging.INFO, logger="pulseboard.server.public"):
-            async with anyio.create_task_group() as group:
-                for _ in range(10):
-                    group.start_soon(view)
-                with anyio.fail_after(10):
-                    while arrivals < 11 or len(computations) < 2:
-                        await anyio.sleep(0.01)
-                # Give the other nine views time to look up the publication and start waiting.
-                await anyio.sleep(0.3)
-                release.set()
-
-    assert first.status_code == 200
-    assert len(computations) == 2
-    assert [response.status_code for response in responses] == [200] * 10
-    assert {response.json()["computed_at"] for response in responses} == {"2025-03-01T12:01:00Z"}
-    cache_fields = sorted(re.search(r"cache=(\w+)", record.getMessage()).group(1) for record in caplog.records)
-    assert cache_fields == ["miss"] + ["shared"] * 9
 
 
 # Errors and logging
