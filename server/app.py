@@ -21,6 +21,7 @@ from pulseboard.server.ingest import EventWriter, ingest_routes
 from pulseboard.server.mcp_server import create_mcp
 from pulseboard.server.public import PublicationCache, compute_publication, public_routes
 from pulseboard.server.runtime import Runtime
+from pulseboard.server.tokens import ClientAddressMiddleware, ProjectTokenVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,8 @@ async def health(request: Request) -> JSONResponse:
 
 def create_app(runtime: Runtime, *, api_token: str) -> Starlette:
     """Build the web app; one app per process, since the MCP session manager runs once."""
-    mcp = create_mcp(runtime, token=api_token)
+    verifier = ProjectTokenVerifier(api_token, runtime.store)
+    mcp = create_mcp(runtime, verifier=verifier)
     mcp_app = mcp.streamable_http_app(transport_security=transport_security(runtime.settings.public_url))
     writer = EventWriter(runtime.store)
 
@@ -105,13 +107,14 @@ def create_app(runtime: Runtime, *, api_token: str) -> Starlette:
             *ingest_routes(),
             *admin_routes(),
             *public_routes(),
-            Mount("/", app=mcp_app),  # last: a root mount matches every path
+            Mount("/", app=ClientAddressMiddleware(mcp_app)),  # last: a root mount matches every path
         ],
         lifespan=lifespan,
     )
     app.state.runtime = runtime
     app.state.writer = writer
     app.state.api_token = api_token
+    app.state.token_verifier = verifier
     app.state.project_lock = asyncio.Lock()
     app.state.publications = PublicationCache(compute_publication(runtime))
     app.add_middleware(RequestLogMiddleware)
