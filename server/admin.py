@@ -23,7 +23,7 @@ Routes
     A project is `{"project_id", "name", "timezone", "created_at"}`, and a token is
     `{"token_id", "projects", "label", "created_at", "revoked"}`, never its text or hash; `created_at`
     is ISO 8601 UTC. Errors are `{"error": {"code", "message", "details"}}`, the shape ingestion uses.
-    A project token sent to any of these routes gets 403: they need the server's own API token.
+    A project token sent to any of these routes gets 403, because they need the server's own API token.
 
 Events are sent to `POST /v1/analytics/{project_id}/`, which takes the API token in place of a
 project's ingestion key (see `pulseboard.server.ingest`).

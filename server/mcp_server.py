@@ -61,7 +61,7 @@ VariableValue = str | int | float | bool
 ProjectId = Annotated[
     str | None,
     Field(
-        description="Project to act on. When omitted: the token's project if the API token is limited to one "
+        description="Project to act on. When omitted, the token's project if the API token is limited to one "
         "project, otherwise the server's default project."
     ),
 ]

@@ -40,10 +40,10 @@ PROJECT_SCOPE_PREFIX = "project:"
 SERVER_TOKEN_CLIENT_ID = "pulseboard-api-token"
 TOKEN_PREFIX = "pbt_"
 
-# A wrong token is answered from memory for this long after its store lookup missed. Creating a
-# token never needs the entry dropped: a new token is random, so nobody sent it before.
+# A wrong token is rejected from memory for this long after its store lookup missed. A new token
+# is random, so no client sent it before, and creating one does not need to drop an entry.
 REJECTED_TTL_S = 60.0
-# At most this many rejected hashes are remembered; the oldest are dropped first.
+# At most this many rejected hashes are kept, and the oldest are dropped first.
 MAX_REJECTED = 10_000
 
 TOKEN_COLUMNS = ["token_id", "token_hash", "projects", "label", "created_at", "revoked", "version"]
@@ -151,8 +151,8 @@ def revoke_token(store: Store, token_id: str) -> ProjectToken:
     return revoked
 
 
-# The address of the client whose request is being handled, for the log line of a rejected token:
-# the SDK passes the verifier only the token.
+# The address of the client whose request is being handled, for the log line of a rejected token,
+# because the SDK passes the verifier only the token.
 client_address: ContextVar[str] = ContextVar("client_address", default="unknown")
 
 

@@ -188,7 +188,7 @@ def test_host_and_origin_follow_public_url(store: Store, tmp_path, headers: dict
 
 
 PROJECT_ID_DESCRIPTION = (
-    "Project to act on. When omitted: the token's project if the API token is limited to one project, "
+    "Project to act on. When omitted, the token's project if the API token is limited to one project, "
     "otherwise the server's default project."
 )
 

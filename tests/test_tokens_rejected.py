@@ -1,4 +1,4 @@
-"""Rejected bearer tokens: logged with the client address and never the token, answered from memory
+"""Rejected bearer tokens: logged with the client address and never the token, rejected from memory
 when repeated, and a revoked token failing on its next request."""
 
 from __future__ import annotations
