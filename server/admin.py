@@ -13,8 +13,17 @@ Routes
     returns `200 {"stored": [...]}` with the ones the project already stores, sorted. The CLI uses it
     to reject a second import of the same file.
 
-    A project is `{"project_id", "name", "timezone", "created_at"}`, with `created_at` in ISO 8601
-    UTC. Errors are `{"error": {"code", "message", "details"}}`, the shape ingestion uses.
+    `POST /v1/tokens` takes `{"projects": [...], "label"?}` and returns
+    `201 {"api_token": token, "token": "pbt_..."}`: a project token for `/mcp` that may use only
+    those projects. The token text is shown only in this response, because the store keeps its hash.
+    An unknown project gets 422. `GET /v1/tokens` returns `200 {"api_tokens": [token, ...]}`, revoked
+    ones included, oldest first. `DELETE /v1/tokens/{token_id}` revokes a token and returns
+    `200 {"api_token": token}`, or 404.
+
+    A project is `{"project_id", "name", "timezone", "created_at"}`, and a token is
+    `{"token_id", "projects", "label", "created_at", "revoked"}`, never its text or hash; `created_at`
+    is ISO 8601 UTC. Errors are `{"error": {"code", "message", "details"}}`, the shape ingestion uses.
+    A project token sent to any of these routes gets 403, because they need the server's own API token.
 
 Events are sent to `POST /v1/analytics/{project_id}/`, which takes the API token in place of a
 project's ingestion key (see `pulseboard.server.ingest`).
@@ -42,6 +51,7 @@ from pulseboard.server.importer import find_stored_uuids
 from pulseboard.server.ingest import MAX_BATCH_EVENTS, format_iso, is_api_token
 from pulseboard.server.settings import PROJECT_ID_PATTERN
 from pulseboard.server.store import Project, Store
+from pulseboard.server.tokens import TokenError, create_token, list_tokens, revoke_token, token_json
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +78,15 @@ class NewProject(BaseModel):
     project_id: str
     name: str = Field(default="", max_length=MAX_NAME_CHARS)
     timezone: str = "UTC"
+
+
+class NewToken(BaseModel):
+    """Body of `POST /v1/tokens`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    projects: list[str] = Field(min_length=1, max_length=100)
+    label: str = Field(default="", max_length=MAX_NAME_CHARS)
 
 
 class UuidLookup(BaseModel):
@@ -125,7 +144,7 @@ def admin_endpoint(handler: Handler) -> Handler:
 
     async def endpoint(request: Request) -> JSONResponse:
         try:
-            check_api_token(request)
+            await check_api_token(request)
             return await handler(request)
         except AdminError as error:
             logger.info("admin %s %s rejected with %d: %s", request.method, request.url.path, error.status, error.message)
@@ -141,14 +160,24 @@ def admin_endpoint(handler: Handler) -> Handler:
     return endpoint
 
 
-def check_api_token(request: Request) -> None:
+async def check_api_token(request: Request) -> None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AdminError(
             401, "missing_token", "Missing API token; send the header Authorization: Bearer <API token>"
         )
-    if not is_api_token(request, token.strip()):
-        raise AdminError(401, "invalid_token", "Invalid API token")
+    if is_api_token(request, token.strip()):
+        return
+
+    verifier = getattr(request.app.state, "token_verifier", None)
+    client = request.client.host if request.client else "unknown"
+    if verifier is not None and await verifier.identify(token.strip(), client) is not None:
+        raise AdminError(
+            403, "project_token",
+            "This API token is limited to some projects and works only for /mcp; the admin API needs the "
+            "server's API token (PULSEBOARD_API_TOKEN, or the api_token file in the server's data folder).",
+        )
+    raise AdminError(401, "invalid_token", "Invalid API token")
 
 
 def error_response(error: AdminError) -> JSONResponse:
@@ -234,12 +263,40 @@ async def look_up_events(request: Request) -> JSONResponse:
     return JSONResponse({"stored": sorted(stored)})
 
 
+@admin_endpoint
+async def create_api_token(request: Request) -> JSONResponse:
+    new: NewToken = parse_body(NewToken, await read_json(request))
+    try:
+        record, token = await asyncio.to_thread(create_token, request_store(request), new.projects, new.label)
+    except TokenError as error:
+        raise AdminError(422, "unknown_project", str(error)) from None
+    return JSONResponse({"api_token": token_json(record), "token": token}, status_code=201)
+
+
+@admin_endpoint
+async def list_api_tokens(request: Request) -> JSONResponse:
+    records = await asyncio.to_thread(list_tokens, request_store(request))
+    return JSONResponse({"api_tokens": [token_json(record) for record in records]})
+
+
+@admin_endpoint
+async def revoke_api_token(request: Request) -> JSONResponse:
+    try:
+        record = await asyncio.to_thread(revoke_token, request_store(request), request.path_params["token_id"])
+    except TokenError as error:
+        raise AdminError(404, "unknown_token", str(error)) from None
+    return JSONResponse({"api_token": token_json(record)})
+
+
 def admin_routes() -> list[Route]:
     return [
         Route("/v1/projects", list_projects, methods=["GET"]),
         Route("/v1/projects", create_project, methods=["POST"]),
         Route("/v1/projects/{project_id}", get_project, methods=["GET"]),
         Route("/v1/projects/{project_id}/events/lookup", look_up_events, methods=["POST"]),
+        Route("/v1/tokens", list_api_tokens, methods=["GET"]),
+        Route("/v1/tokens", create_api_token, methods=["POST"]),
+        Route("/v1/tokens/{token_id}", revoke_api_token, methods=["DELETE"]),
     ]
 
 
@@ -282,6 +339,17 @@ class AdminClient:
         """Create a project; return it with its ingestion key."""
         body = self._request("POST", "/v1/projects", json={"project_id": project_id, "name": name, "timezone": timezone})
         return body["project"], body["ingestion_key"]
+
+    def create_token(self, projects: list[str], label: str) -> tuple[dict[str, Any], str]:
+        """Create a project token; return its record with the token text."""
+        body = self._request("POST", "/v1/tokens", json={"projects": projects, "label": label})
+        return body["api_token"], body["token"]
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/v1/tokens")["api_tokens"]
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/v1/tokens/{quote_path(token_id, safe='')}")["api_token"]
 
     def stored_uuids(self, project_id: str, uuids: list[str]) -> set[str]:
         if not uuids:

@@ -27,6 +27,7 @@ from pulseboard.server.public import (
     public_routes,
 )
 from pulseboard.server.runtime import Runtime
+from pulseboard.server.tokens import ClientAddressMiddleware, ProjectTokenVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ def create_app(runtime: Runtime, *, api_token: str, publication_budget: RequestB
 
     `publication_budget` limits the views of each publication, by default to RequestBudget()'s.
     """
-    mcp = create_mcp(runtime, token=api_token)
+    verifier = ProjectTokenVerifier(api_token, runtime.store)
+    mcp = create_mcp(runtime, verifier=verifier)
     mcp_app = mcp.streamable_http_app(transport_security=transport_security(runtime.settings.public_url))
     writer = EventWriter(runtime.store)
 
@@ -120,13 +122,14 @@ def create_app(runtime: Runtime, *, api_token: str, publication_budget: RequestB
             *ingest_routes(),
             *admin_routes(),
             *public_routes(),
-            Mount("/", app=mcp_app),  # last: a root mount matches every path
+            Mount("/", app=ClientAddressMiddleware(mcp_app)),  # last: a root mount matches every path
         ],
         lifespan=lifespan,
     )
     app.state.runtime = runtime
     app.state.writer = writer
     app.state.api_token = api_token
+    app.state.token_verifier = verifier
     app.state.project_lock = asyncio.Lock()
     app.state.publications = PublicationCache(compute_publication(runtime))
     app.state.publication_budget = publication_budget or RequestBudget()

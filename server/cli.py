@@ -324,40 +324,38 @@ def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def token_store(settings: Settings, command: str) -> OpenedStore:
-    """Open the store for a token command, which needs it directly: no HTTP route creates tokens."""
+def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from pulseboard.server.tokens import TokenError, create_token, token_json
+
     url = running_server(settings)
     if url:
-        raise CommandError(
-            f"The server at {url} has the embedded store open, and API tokens are kept in the store. Stop the "
-            f"server, run `pulseboard {command}` again, then start the server; the token works from then on."
-        )
-    return OpenedStore(settings, command)
-
-
-def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
-    from pulseboard.server.tokens import TokenError, create_token
-
-    with token_store(settings, "token create") as store:
-        try:
-            record, token = create_token(store, args.project, args.label)
-        except TokenError as error:
-            raise CommandError(str(error)) from None
-    print(f"Created API token {record.token_id} for project(s) {', '.join(record.projects)}.")
+        with server_client(url, settings) as client:
+            record, token = client.create_token(args.project, args.label)
+    else:
+        with OpenedStore(settings, "token create") as store:
+            try:
+                created, token = create_token(store, args.project, args.label)
+            except TokenError as error:
+                raise CommandError(str(error)) from None
+        record = token_json(created)
+    print(f"Created API token {record['token_id']} for project(s) {', '.join(record['projects'])}.")
     print(f"Token (shown only now; store it safely): {token}")
     return 0
 
 
 def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
-    from pulseboard.server.tokens import list_tokens
+    from pulseboard.server.tokens import list_tokens, token_json
 
-    with token_store(settings, "token list") as store:
-        records = list_tokens(store)
+    url = running_server(settings)
+    if url:
+        with server_client(url, settings) as client:
+            records = client.list_tokens()
+    else:
+        with OpenedStore(settings, "token list") as store:
+            records = [token_json(record) for record in list_tokens(store)]
     columns = ["token_id", "projects", "label", "created_at", "revoked"]
-    rows = [
-        [record.token_id, ",".join(record.projects), record.label, record.created_at.isoformat(), record.revoked]
-        for record in records
-    ]
+    rows = [[",".join(record["projects"]) if column == "projects" else record[column] for column in columns]
+            for record in records]
     print_rows(columns, rows, args.format)
     return 0
 
@@ -365,11 +363,16 @@ def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from pulseboard.server.tokens import TokenError, revoke_token
 
-    with token_store(settings, "token revoke") as store:
-        try:
-            revoke_token(store, args.token_id)
-        except TokenError as error:
-            raise CommandError(str(error)) from None
+    url = running_server(settings)
+    if url:
+        with server_client(url, settings) as client:
+            client.revoke_token(args.token_id)
+    else:
+        with OpenedStore(settings, "token revoke") as store:
+            try:
+                revoke_token(store, args.token_id)
+            except TokenError as error:
+                raise CommandError(str(error)) from None
     print(f"Revoked API token {args.token_id}.")
     return 0
 
@@ -642,7 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulseboard",
         description="Product analytics for agents: HogQL queries, account health recipes and published dashboards.",
-        epilog="project, query, import and publish go through the HTTP API of a running `pulseboard serve` "
+        epilog="project, token, query, import and publish go through the HTTP API of a running `pulseboard serve` "
         "on the same data folder, and open the store themselves when no server holds it.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

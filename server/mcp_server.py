@@ -20,7 +20,7 @@ from mcp.types import ToolAnnotations
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from pulseboard.server.runtime import Runtime
-from pulseboard.server.tokens import ProjectTokenVerifier, project_access_problem
+from pulseboard.server.tokens import ProjectTokenVerifier, choose_project, project_access_problem
 from pulseboard.tools.errors import UserInputError, call_tool
 from pulseboard.tools.publish import (
     PublicationInfo,
@@ -58,7 +58,13 @@ dashboard URL."""
 
 VariableValue = str | int | float | bool
 
-ProjectId = Annotated[str, Field(description="Project to act on; the server's default project when omitted.")]
+ProjectId = Annotated[
+    str | None,
+    Field(
+        description="Project to act on. When omitted, the token's project if the API token is limited to one "
+        "project, otherwise the server's default project."
+    ),
+]
 
 
 class RecipeList(BaseModel):
@@ -77,13 +83,13 @@ def placeholder_type(name: str, value: VariableValue) -> str:
     raise UserInputError(f"Variable {name!r} has an unsupported value {value!r}; use a string, number or boolean.")
 
 
-def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
-    """Build the MCP server. With a token, HTTP clients must send it or a stored project token as a
-    bearer token, and tool calls act only on the projects that token may use."""
+def create_mcp(runtime: Runtime, *, verifier: ProjectTokenVerifier | None = None) -> MCPServer:
+    """Build the MCP server. With a verifier, HTTP clients must send the server's API token or a
+    stored project token as a bearer token, and tool calls act only on the projects that token may use."""
     auth: dict[str, Any] = {}
-    if token:
+    if verifier is not None:
         auth = {
-            "token_verifier": ProjectTokenVerifier(token, runtime.store),
+            "token_verifier": verifier,
             # No resource_server_url: a static token needs no OAuth discovery routes.
             "auth": AuthSettings(issuer_url=AnyHttpUrl(runtime.settings.public_url), resource_server_url=None),
         }
@@ -91,18 +97,27 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
     settings = runtime.settings
     store = runtime.store
 
-    async def run_tool(name: str, work: Callable[[], T], project_id: str | None = None) -> T:
-        """Run a tool body in a worker thread, after checking that the caller's token may use the project."""
+    async def run_tool(name: str, work: Callable[[], T]) -> T:
+        """Run the body of a tool that reads no project in a worker thread."""
+        return await run_project_tool(name, None, lambda _: work(), uses_project=False)
+
+    async def run_project_tool(
+        name: str, requested: str | None, work: Callable[[str], T], *, uses_project: bool = True
+    ) -> T:
+        """Choose the project (see `choose_project`), check that the caller's token may use it, then
+        run the tool body on it in a worker thread."""
         started = time.perf_counter()
         status = "error"
         access = get_access_token()
         client_id = access.client_id if access else "local"
+        project_id = ""
         try:
-            problem = project_access_problem(access, project_id) if project_id is not None else ""
-            if problem:
-                status = "rejected"
-                raise ToolError(problem)
-            result = await anyio.to_thread.run_sync(call_tool, name, work)
+            if uses_project:
+                project_id, problem = choose_project(access, requested, settings.default_project)
+                if problem:
+                    status = "rejected"
+                    raise ToolError(problem)
+            result = await anyio.to_thread.run_sync(call_tool, name, lambda: work(project_id))
             status = "ok"
             return result
         finally:
@@ -125,7 +140,7 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
                 "Without LIMIT at most 100 rows return; the maximum is 10000."
             ),
         ],
-        project_id: ProjectId = settings.default_project,
+        project_id: ProjectId = None,
         variables: Annotated[
             dict[str, VariableValue] | None,
             Field(description="Values for {variables.name} placeholders in the query, bound as parameters."),
@@ -134,14 +149,14 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
     ) -> QueryOutput:
         """Run a read-only HogQL query on one project's events and return typed rows."""
 
-        def work() -> QueryOutput:
+        def work(project_id: str) -> QueryOutput:
             placeholders = {
                 name: (value, placeholder_type(name, value))
                 for name, value in (variables or {}).items()
             }
             return run_hogql(store, settings, project_id, hogql, placeholders, include_sql=include_sql)
 
-        return await run_tool("analytics_query", work, project_id)
+        return await run_project_tool("analytics_query", project_id, work)
 
     @server.tool(
         title="Publish a query or recipe as a public dashboard",
@@ -156,7 +171,7 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
         ] = None,
         hogql: Annotated[str, Field(description="HogQL to publish instead of a recipe.")] = "",
         title: Annotated[str, Field(description="Page title; defaults to the recipe id.")] = "",
-        project_id: ProjectId = settings.default_project,
+        project_id: ProjectId = None,
         cache_ttl_s: Annotated[
             int | None,
             Field(ge=0, le=86_400, description="Seconds a computed result is served before a view recomputes it."),
@@ -167,13 +182,13 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
     ) -> PublishOutput:
         """Publish a recipe run or a HogQL query; return its public URL (with key) and the first rows."""
 
-        def work() -> PublishOutput:
+        def work(project_id: str) -> PublishOutput:
             return publish(
                 store, settings, project_id, description=description, title=title, recipe_id=recipe_id,
                 params=params, hogql=hogql, cache_ttl_s=cache_ttl_s, expires_at=expires_at,
             )
 
-        return await run_tool("publish_query", work, project_id)
+        return await run_project_tool("publish_query", project_id, work)
 
     @server.tool(
         title="List stored recipes",
@@ -212,40 +227,40 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
             dict[str, Any] | None,
             Field(description="Parameter values; omitted ones take their defaults (see list_recipes)."),
         ] = None,
-        project_id: ProjectId = settings.default_project,
+        project_id: ProjectId = None,
     ) -> QueryOutput:
         """Run a stored recipe with parameters and return its rows."""
 
-        def work() -> QueryOutput:
+        def work(project_id: str) -> QueryOutput:
             return run_stored_recipe(store, settings, project_id, recipe_id, dict(params or {}))
 
-        return await run_tool("run_recipe", work, project_id)
+        return await run_project_tool("run_recipe", project_id, work)
 
     @server.tool(
         title="Describe the events schema of a project",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
     )
-    async def describe_schema(project_id: ProjectId = settings.default_project) -> SchemaOutput:
+    async def describe_schema(project_id: ProjectId = None) -> SchemaOutput:
         """Describe what a HogQL query can read in a project: the events table's columns, event names
         with counts, property paths with their types, counts and example values, properties stored
         with mixed types, and hints. Call it before writing the first analytics_query."""
 
-        def work() -> SchemaOutput:
+        def work(project_id: str) -> SchemaOutput:
             return describe_project_schema(store, settings, project_id)
 
-        return await run_tool("describe_schema", work, project_id)
+        return await run_project_tool("describe_schema", project_id, work)
 
     @server.tool(
         title="List published results",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
     )
-    async def list_publications(project_id: ProjectId = settings.default_project) -> PublicationList:
+    async def list_publications(project_id: ProjectId = None) -> PublicationList:
         """List a project's publications with their sources and state; keys are never returned."""
 
-        def work() -> PublicationList:
+        def work(project_id: str) -> PublicationList:
             return list_project_publications(store, settings, project_id)
 
-        return await run_tool("list_publications", work, project_id)
+        return await run_project_tool("list_publications", project_id, work)
 
     @server.tool(
         title="Revoke a published result",
@@ -254,14 +269,14 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
     )
     async def revoke_publication(
         publication_id: Annotated[str, Field(description="Id from publish_query or list_publications.")],
-        project_id: ProjectId = settings.default_project,
+        project_id: ProjectId = None,
     ) -> PublicationInfo:
         """Revoke a publication: its URL returns 404 from the next view on. This cannot be undone."""
 
-        def work() -> PublicationInfo:
+        def work(project_id: str) -> PublicationInfo:
             return revoke(store, settings, project_id, publication_id)
 
-        return await run_tool("revoke_publication", work, project_id)
+        return await run_project_tool("revoke_publication", project_id, work)
 
     @server.tool(
         title="Rotate the key of a published result",
@@ -271,16 +286,16 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
     )
     async def rotate_publication_key(
         publication_id: Annotated[str, Field(description="Id from publish_query or list_publications.")],
-        project_id: ProjectId = settings.default_project,
+        project_id: ProjectId = None,
     ) -> RotatedKey:
         """Give a publication a new key and return its new public URL. The old key keeps working for
         one hour, then gets 404. Only the latest previous key is kept, so rotating again ends the
         older key's hour at once. A revoked publication cannot be rotated."""
 
-        def work() -> RotatedKey:
+        def work(project_id: str) -> RotatedKey:
             return rotate_key(store, settings, project_id, publication_id)
 
-        return await run_tool("rotate_publication_key", work, project_id)
+        return await run_project_tool("rotate_publication_key", project_id, work)
 
     @server.resource(
         "schema://{project_id}",

@@ -185,3 +185,60 @@ def test_host_and_origin_follow_public_url(store: Store, tmp_path, headers: dict
             headers={**MCP_HEADERS, "Authorization": f"Bearer {SERVER_TOKEN}", **headers},
         )
     assert response.status_code == status
+
+
+PROJECT_ID_DESCRIPTION = (
+    "Project to act on. When omitted, the token's project if the API token is limited to one project, "
+    "otherwise the server's default project."
+)
+
+
+@pytest.mark.anyio
+async def test_omitted_project_follows_token(store: Store, tmp_path):
+    default, first, second = new_project(store), new_project(store), new_project(store)
+    _, single_token = create_token(store, [first])
+    _, double_token = create_token(store, [second, first])
+    port = free_port()
+    app = create_app(runtime_for(store, tmp_path, default, f"http://127.0.0.1:{port}"), api_token=SERVER_TOKEN)
+
+    results = {}
+    with serving(app, port) as base:
+        for name, token in [("single", single_token), ("double", double_token), ("server", SERVER_TOKEN)]:
+            async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+                async with Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
+                    results[name] = {
+                        "schema": await client.call_tool("describe_schema", {}),
+                        "publications": await client.call_tool("list_publications", {}),
+                        "named": await client.call_tool("describe_schema", {"project_id": second}),
+                    }
+                    tools = (await client.list_tools()).tools
+
+    assert results["single"]["schema"].is_error is False
+    assert results["single"]["schema"].structured_content["project_id"] == first
+    assert results["single"]["publications"].is_error is False
+    assert results["single"]["named"].is_error is True
+    assert results["single"]["named"].content[0].text == (
+        f"Error executing tool describe_schema: {rejection(first, second)}"
+    )
+
+    ordered = ", ".join(sorted([first, second]))
+    for tool, key in [("describe_schema", "schema"), ("list_publications", "publications")]:
+        assert results["double"][key].is_error is True
+        assert results["double"][key].content[0].text == (
+            f"Error executing tool {tool}: This API token may use the projects {ordered}; "
+            "pass one of them as project_id."
+        )
+    assert results["double"]["named"].is_error is False
+    assert results["double"]["named"].structured_content["project_id"] == second
+
+    assert results["server"]["schema"].structured_content["project_id"] == default
+    assert results["server"]["named"].structured_content["project_id"] == second
+
+    project_tools = [tool for tool in tools if "project_id" in tool.input_schema["properties"]]
+    assert sorted(tool.name for tool in project_tools) == [
+        "analytics_query", "describe_schema", "list_publications", "publish_query", "revoke_publication",
+        "rotate_publication_key", "run_recipe",
+    ]
+    for tool in project_tools:
+        assert tool.input_schema["properties"]["project_id"]["description"] == PROJECT_ID_DESCRIPTION
+        assert tool.input_schema["properties"]["project_id"]["default"] is None

@@ -1,5 +1,6 @@
 """`pulseboard serve` and `pulseboard token` as a user runs them: the generated API token, 401 without
-it, a project token, and the stdio server's message while `serve` has the embedded store open."""
+it, project tokens made while `serve` runs and without it, and the stdio server's message while
+`serve` has the embedded store open."""
 
 from __future__ import annotations
 
@@ -79,6 +80,31 @@ async def call_tool(base: str, token: str, tool: str, arguments: dict) -> tuple[
     return result.is_error, result.content[0].text, result.structured_content
 
 
+def parse_created_token(stdout: str, projects: str) -> tuple[str, str]:
+    """Return (token id, token) from the output of `pulseboard token create`."""
+    match = re.fullmatch(
+        rf"Created API token (tok_[0-9a-f]{{16}}) for project\(s\) {re.escape(projects)}\.\n"
+        r"Token \(shown only now; store it safely\): (pbt_[A-Za-z0-9_-]{43})\n",
+        stdout,
+    )
+    assert match, stdout
+    return match.group(1), match.group(2)
+
+
+def listed_tokens(data_dir: Path) -> list[dict]:
+    listing = pulseboard("token", "list", "--format", "json", "--data-dir", str(data_dir))
+    assert listing.returncode == 0, listing.stderr
+    return json.loads(listing.stdout)
+
+
+def foreign_project_message(allowed: str, project_id: str) -> str:
+    return (
+        f"Error executing tool analytics_query: This API token may use only the project(s) {allowed}; project "
+        f"{project_id!r} is not one of them. Pass one of those as project_id, or use a token created with "
+        f"`pulseboard token create --project {project_id}`."
+    )
+
+
 @pytest.mark.anyio
 async def test_serve_tokens_end_to_end(tmp_path: Path):
     data_dir = tmp_path / "data"
@@ -91,7 +117,21 @@ async def test_serve_tokens_end_to_end(tmp_path: Path):
         unauthenticated = httpx2.post(f"{base}/mcp", json={}, timeout=10)
         listed = await call_tool(base, token, "list_recipes", {})
         stdio = pulseboard("mcp", "--data-dir", str(data_dir))
-        token_while_serving = pulseboard("token", "create", "--project", "default", "--data-dir", str(data_dir))
+        created = pulseboard("project", "create", "other", "--data-dir", str(data_dir))
+        token_created = pulseboard(
+            "token", "create", "--project", "other", "--label", "cs team", "--data-dir", str(data_dir)
+        )
+        token_id, project_token = parse_created_token(token_created.stdout, "other")
+        listing = listed_tokens(data_dir)
+        own = await call_tool(base, project_token, "analytics_query", {"hogql": "SELECT 1 AS one", "project_id": "other"})
+        omitted = await call_tool(base, project_token, "describe_schema", {})
+        foreign = await call_tool(base, project_token, "analytics_query", {"hogql": "SELECT 1 AS one", "project_id": "default"})
+        server_token = await call_tool(base, token, "analytics_query", {"hogql": "SELECT 1 AS one"})
+        revoked = pulseboard("token", "revoke", token_id, "--data-dir", str(data_dir))
+        after_revoke = httpx2.post(
+            f"{base}/mcp", json={}, headers={"Authorization": f"Bearer {project_token}"}, timeout=10
+        )
+        listing_after_revoke = listed_tokens(data_dir)
     banner = logs["stderr"].read_text()
     served_stdout = logs["stdout"].read_text()
 
@@ -121,56 +161,62 @@ async def test_serve_tokens_end_to_end(tmp_path: Path):
         f"The token is the server's PULSEBOARD_API_TOKEN, or the contents of {token_path} when that variable is unset."
     ) in lines
 
-    assert token_while_serving.returncode == 2
-    assert token_while_serving.stderr == (
-        f"pulseboard: The server at {base} has the embedded store open, and API tokens are kept in the store. Stop "
-        "the server, run `pulseboard token create` again, then start the server; the token works from then on.\n"
-    )
-
-    # With the server stopped: a second project and a token limited to it.
-    created = pulseboard("project", "create", "other", "--data-dir", str(data_dir))
+    # token create, list and revoke went through the running server's admin API.
     assert created.returncode == 0, created.stderr
-    token_created = pulseboard("token", "create", "--project", "other", "--label", "cs team", "--data-dir", str(data_dir))
     assert token_created.returncode == 0, token_created.stderr
-    match = re.fullmatch(
-        r"Created API token (tok_[0-9a-f]{16}) for project\(s\) other\.\n"
-        r"Token \(shown only now; store it safely\): (pbt_[A-Za-z0-9_-]{43})\n",
-        token_created.stdout,
-    )
-    assert match, token_created.stdout
-    token_id, project_token = match.groups()
-    listing = pulseboard("token", "list", "--format", "json", "--data-dir", str(data_dir))
-    assert listing.returncode == 0, listing.stderr
-    [entry] = json.loads(listing.stdout)
+    assert token_created.stderr == ""
+    [entry] = listing
     assert {key: entry[key] for key in ("token_id", "projects", "label", "revoked")} == {
         "token_id": token_id, "projects": "other", "label": "cs team", "revoked": False,
     }
-    assert project_token not in listing.stdout
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", entry["created_at"])
+    assert revoked.returncode == 0, revoked.stderr
+    assert revoked.stdout == f"Revoked API token {token_id}.\n"
+    assert [entry["revoked"] for entry in listing_after_revoke] == [True]
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with serve(data_dir, port) as logs:
-        own = await call_tool(base, project_token, "analytics_query", {"hogql": "SELECT 1 AS one", "project_id": "other"})
-        foreign = await call_tool(base, project_token, "analytics_query", {"hogql": "SELECT 1 AS one"})
-        server_token = await call_tool(base, token, "analytics_query", {"hogql": "SELECT 1 AS one"})
-    assert token_path.read_text().strip() == token
+    # The new token works on its project at once, which is also the project of a call that names none.
     assert own[0] is False
     assert own[2]["rows"] == [[1]]
+    assert omitted[0] is False
+    assert omitted[2]["project_id"] == "other"
     assert foreign[0] is True
-    assert foreign[1] == (
-        "Error executing tool analytics_query: This API token may use only the project(s) other; project 'default' "
-        "is not one of them. Pass one of those as project_id, or use a token created with "
-        "`pulseboard token create --project default`."
-    )
+    assert foreign[1] == foreign_project_message("other", "default")
     assert server_token[0] is False
+    assert after_revoke.status_code == 401
+
     log_text = logs["stderr"].read_text()
     assert "tool analytics_query rejected in" in log_text
     assert f"client {token_id}" in log_text
+    assert "rejected an unknown or revoked API token from 127.0.0.1\n" in log_text
     assert project_token not in log_text
 
+
+def test_token_commands_without_server(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    created = pulseboard("project", "create", "other", "--data-dir", str(data_dir))
+    assert created.returncode == 0, created.stderr
+
+    token_created = pulseboard("token", "create", "--project", "other", "--data-dir", str(data_dir))
+    missing_project = pulseboard("token", "create", "--project", "nosuch", "--data-dir", str(data_dir))
+    assert token_created.returncode == 0, token_created.stderr
+    token_id, project_token = parse_created_token(token_created.stdout, "other")
+    listing = listed_tokens(data_dir)
     revoked = pulseboard("token", "revoke", token_id, "--data-dir", str(data_dir))
-    assert revoked.returncode == 0, revoked.stderr
+    unknown = pulseboard("token", "revoke", "tok_0000000000000000", "--data-dir", str(data_dir))
+
+    assert [(entry["token_id"], entry["projects"], entry["revoked"]) for entry in listing] == [(token_id, "other", False)]
+    assert project_token not in json.dumps(listing)
+    assert missing_project.returncode == 2
+    assert missing_project.stderr == (
+        "pulseboard: Project 'nosuch' does not exist; create it with `pulseboard project create nosuch` or check "
+        "`pulseboard project list`.\n"
+    )
     assert revoked.stdout == f"Revoked API token {token_id}.\n"
+    assert [entry["revoked"] for entry in listed_tokens(data_dir)] == [True]
+    assert unknown.returncode == 2
+    assert unknown.stderr == (
+        "pulseboard: API token 'tok_0000000000000000' does not exist; `pulseboard token list` shows the ids.\n"
+    )
 
 
 @pytest.mark.anyio
