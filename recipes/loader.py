@@ -43,6 +43,12 @@ PLACEHOLDER_PATTERN = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
 HEADER_PATTERN = re.compile(r"\A\s*/\*(?P<header>.*?)\*/(?P<body>.*)\Z", re.DOTALL)
 DATETIME_EXAMPLE = "2025-01-31T00:00:00Z"
 Placeholders = dict[str, tuple[object, str]]
+# A recipe whose header sets `snapshot_days` reads stored health score snapshots through this
+# placeholder. The runner fills it with the caller's project's snapshots; callers cannot set it.
+SNAPSHOTS_PLACEHOLDER = "health_snapshots"
+# The ClickHouse type of that placeholder: one (account, day, health_score, status, top_risk_signal)
+# tuple per snapshot row.
+SNAPSHOTS_TYPE = "Array(Tuple(String, Date, Float64, String, String))"
 
 
 class RecipeError(ValueError):
@@ -247,6 +253,12 @@ class RecipeHeader(BaseModel):
     parameters: tuple[RecipeParameter, ...] = ()
     columns: tuple[RecipeColumn, ...] = Field(min_length=1)
     constraints: tuple[RecipeConstraint, ...] = ()
+    snapshot_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=400,
+        description="Days of health score snapshots, ending on the as_of day, bound as {health_snapshots}.",
+    )
 
 
 @dataclass(frozen=True)
@@ -350,6 +362,12 @@ def check_definition(recipe: Recipe, source: str) -> None:
     declared = recipe.parameter_names()
     used = set(PLACEHOLDER_PATTERN.findall(recipe.hogql))
     problems = []
+    if recipe.header.snapshot_days is not None:
+        if SNAPSHOTS_PLACEHOLDER not in used:
+            problems.append(f"snapshot_days is set but the query never reads {{{SNAPSHOTS_PLACEHOLDER}}}")
+        if "as_of" not in declared:
+            problems.append("snapshot_days needs an as_of parameter to end the snapshot days")
+        used.discard(SNAPSHOTS_PLACEHOLDER)
     if len(set(declared)) != len(declared):
         problems.append("a parameter name is declared twice")
     undeclared = sorted(used - set(declared))
