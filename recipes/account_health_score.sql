@@ -463,8 +463,8 @@ WITH
             ) AS friction_ratio,
             1 - least(1, friction_ratio) AS friction_component,
             coalesce(greatest(0, mrr) / nullIf(greatest(max(mrr) OVER (), 0), 0), 0) AS revenue_component,
-            medianExactIf(friction_ratio, has_friction AND NOT cancelled) OVER () AS median_friction_ratio,
-            medianExactIf(mrr, has_revenue AND NOT cancelled) OVER () AS median_mrr
+            medianIf(friction_ratio, has_friction AND NOT cancelled) OVER () AS median_friction_ratio,
+            medianIf(mrr, has_revenue AND NOT cancelled) OVER () AS median_mrr
         FROM signals
     ),
     -- A signal without data keeps no weight; the weights of the signals with data are scaled to
@@ -483,9 +483,11 @@ WITH
             weight_friction * weight_scale * (1 - friction_component) AS friction_lost,
             weight_revenue * weight_scale * (1 - revenue_component) AS revenue_lost,
             -- A cancelled account has left, whatever events still arrive, so it scores 0.
-            if(cancelled, 0, round(
-                greatest(0, least(100, 100 - usage_lost - trend_lost - friction_lost - revenue_lost)), 1
-            )) AS health_score,
+            multiIf(
+                cancelled, 0,
+                weight_total = 0, NULL,
+                round(greatest(0, least(100, 100 - usage_lost - trend_lost - friction_lost - revenue_lost)), 1)
+            ) AS health_score,
             100 * (
                 if(has_trend, 0, {w_trend}) + if(has_friction, 0, {w_friction}) + if(has_revenue, 0, {w_revenue})
             ) / ({w_usage} + {w_trend} + {w_friction} + {w_revenue}) AS moved_weight,

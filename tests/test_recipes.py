@@ -66,7 +66,7 @@ REFERENCE_SCORES = {
     "innovate": (96.5, "champion", "none"),
     "acme": (97.6, "champion", "none"),
 }
-MEDIAN_MULTIPLES = {0: {"megacorp": "7.5", "globex": "1.2"}, 40: {"megacorp": "11.3", "globex": "1.8"}}
+MEDIAN_MULTIPLES = {0: {"megacorp": "7.5", "globex": "1.2"}, 40: {"megacorp": "12", "globex": "2"}}
 
 SCORE_PARAMETERS = {
     "as_of": (NOW, "DateTime64(6, 'UTC')"),
