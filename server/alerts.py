@@ -48,11 +48,12 @@ def webhook_host(url: str) -> str:
 
 
 def check_webhook_url(url: str) -> None:
+    """Raise WebhookError unless the URL is http(s) with a host; the message leaves out the URL's secret path."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise WebhookError(
-            f"Webhook URL {webhook_host(url) or url!r} is not an http(s) URL; give the incoming webhook "
-            "URL, e.g. https://hooks.slack.com/services/..."
+            f"The webhook URL must start with http:// or https:// and name a host; got scheme {parts.scheme!r}. "
+            "Give the full incoming webhook URL, e.g. https://hooks.slack.com/services/..."
         )
 
 
