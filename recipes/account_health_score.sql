@@ -484,7 +484,7 @@ WITH
             medianIf(mrr, has_revenue AND NOT cancelled) OVER () AS median_mrr
         FROM signals
     ),
-    -- A signal without data keeps no weight; the weights of the signals with data are scaled to
+    -- A signal without data keeps no weight. The weights of the signals with data are scaled to
     -- sum to 100, and each component loses weight * (1 - component) points.
     scored AS (
         SELECT
@@ -598,8 +598,8 @@ SELECT
     -- the most points, unless none loses 5 or more.
     multiIf(
         cancelled, concat('subscription cancelled ', toString(toDate(cancelled_at))),
-        ranked_signals[1].1 < 5, 'none',
-        ranked_signals[1].2
+        tupleElement(arrayElement(ranked_signals, 1), 1) < 5, 'none',
+        tupleElement(arrayElement(ranked_signals, 1), 2)
     ) AS top_risk_signal,
     round(100 * usage_component, 1) AS usage_score,
     round(100 * trend_component, 1) AS trend_score,
@@ -638,8 +638,8 @@ SELECT
         )
     ) AS coverage,
     multiIf(
-        cancelled AND ranked_signals[1].1 >= 5, ranked_signals[1].2,
-        NOT cancelled AND ranked_signals[2].1 >= 5, ranked_signals[2].2,
+        cancelled AND tupleElement(arrayElement(ranked_signals, 1), 1) >= 5, tupleElement(arrayElement(ranked_signals, 1), 2),
+        NOT cancelled AND tupleElement(arrayElement(ranked_signals, 2), 1) >= 5, tupleElement(arrayElement(ranked_signals, 2), 2),
         'none'
     ) AS second_risk_signal,
     if(history.has_7d, round(health_score - history.score_7d_ago, 1), NULL) AS score_change_7d,

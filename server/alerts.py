@@ -21,14 +21,15 @@ from pulseboard.server.demo import format_table
 logger = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ("account", "score_before", "score_now", "score_drop", "status", "top_risk_signal")
-# Slack cuts a section block's text at 3,000 characters; the table stays below that.
+# Slack's Block Kit reference limits a section block's text to 3,000 characters
+# (api.slack.com/reference/block-kit/blocks#section), so the table stays below that.
 MAX_TABLE_CHARS = 2_800
 MAX_RETRIES = 10
 NO_LINK = "No dashboard link: pass --dashboard-url."
 
 
 class WebhookError(Exception):
-    """The webhook rejected the message or could not be reached; the message says which and why."""
+    """The webhook rejected the message or could not be reached; the message names the cause."""
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,11 @@ def _link_text(dashboard_url: str) -> str:
 
 def _table(drops: Sequence[Drop]) -> str:
     rows = [[getattr(drop, name) for name in TABLE_COLUMNS] for drop in drops]
-    shown = len(rows)
+    rows_shown = len(rows)
     table = format_table(list(TABLE_COLUMNS), rows)
-    while len(table) > MAX_TABLE_CHARS and shown > 1:
-        shown -= 1
-        table = format_table(list(TABLE_COLUMNS), rows[:shown]) + f"\n... and {len(rows) - shown} more"
+    while len(table) > MAX_TABLE_CHARS and rows_shown > 1:
+        rows_shown -= 1
+        table = format_table(list(TABLE_COLUMNS), rows[:rows_shown]) + f"\n... and {len(rows) - rows_shown} more"
     return table
 
 
@@ -104,10 +105,10 @@ def post_webhook(
     timeout_s: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """POST the payload as JSON; retry a 5xx answer or a network error up to `retries` times.
+    """POST the payload as JSON; retry a 5xx response or a network error up to `retries` times.
 
     The waits double from backoff_s (1, 2, 4 s by default). Returns the final 2xx status; raises
-    WebhookError on a 4xx answer, or when the last try still fails.
+    WebhookError on a 4xx response, or when the last try still fails.
     """
     check_webhook_url(url)
     if not 0 <= retries <= MAX_RETRIES:

@@ -715,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--period-hours", type=int, default=24, help="Hours the drop is measured over, 24 to 2160; default 24.")
     alerts.add_argument("--dashboard-url", help="Link added to the message, e.g. a published account_health_score URL.")
     alerts.add_argument("--as-of", help="ISO 8601 time the period ends at; default now.")
-    alerts.add_argument("--retries", type=int, default=3, help="Retries after a 5xx answer or network error, 0 to 10; default 3.")
+    alerts.add_argument("--retries", type=int, default=3, help="Retries after a 5xx response or network error, 0 to 10; default 3.")
     alerts.add_argument("--backoff", type=float, default=1.0, help="Seconds before the first retry, doubling after each; default 1.")
     alerts.add_argument("--project", help="Project id; default PULSEBOARD_DEFAULT_PROJECT (default).")
     alerts.set_defaults(handler=cmd_alerts)

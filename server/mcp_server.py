@@ -284,10 +284,10 @@ def create_mcp(runtime: Runtime, *, token: str | None = None) -> MCPServer:
         ] = "account_id",
         project_id: ProjectId = settings.default_project,
     ) -> DrilldownOutput:
-        """Show everything known about one account, or the bottom N by health score, as titled tables:
-        score summary, usage per week for 12 weeks, most active users, top events, errors by message
-        with first and last seen, support tickets, plan and MRR history, stored score history and
-        the latest activity."""
+        """Show everything known about one account, or the bottom N by health score, as titled tables.
+        The tables are the score summary, usage per week for 12 weeks, most active users, top events,
+        errors by message with first and last seen, support tickets, plan and MRR history, stored
+        score history and the latest activity."""
 
         def work() -> DrilldownOutput:
             return drill_down(

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +31,7 @@ beta               70       52.5        17.5  warn    usage down 40% (-120 event
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1 that answers with scripted statuses and records each body."""
+    """A webhook receiver on 127.0.0.1 that responds with scripted statuses and records each body."""
 
     def __init__(self, statuses: list[int]) -> None:
         self.statuses = list(statuses)
@@ -194,7 +195,6 @@ def test_cli_snapshot_and_alerts(demo_folder: Path):
             demo_folder, "alerts", "--webhook", receiver.url, "--min-drop", "0", "--period-hours", "24",
             "--backoff", "0.01", "--dashboard-url", "http://127.0.0.1:8787/q/pub_x?key=k",
         )
-    nothing = run_cli(demo_folder, "alerts", "--webhook", "http://127.0.0.1:9/unused", "--min-drop", "100")
 
     yesterday_day = (now - dt.timedelta(hours=30)).date().isoformat()
     assert before.stdout == f"stored 5 account scores for {yesterday_day} in project default\n", before.stderr
@@ -209,8 +209,6 @@ def test_cli_snapshot_and_alerts(demo_folder: Path):
     assert len(lines) == 4 + count + 2
     assert lines[-1] == "Dashboard: http://127.0.0.1:8787/q/pub_x?key=k"
     assert posted.stdout == f"posted {count} score drops of project default\n"
-    assert nothing.stdout == "no account in project default lost more than 100 points; nothing posted\n"
-    assert nothing.returncode == 0
 
 
 def test_cli_alerts_client_error(demo_folder: Path):
@@ -224,3 +222,46 @@ def test_cli_alerts_client_error(demo_folder: Path):
         f"pulseboard: The webhook at {host} rejected the message with HTTP 403: 'invalid_token'. Check that the URL "
         "is the full incoming webhook URL and that the webhook is still enabled.\n"
     )
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"pulseboard serve exited with {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"pulseboard serve did not listen on 127.0.0.1:{port} within {timeout_s} s")
+
+
+def test_cli_goes_through_running_server(demo_folder: Path):
+    port = closed_port()
+    env = {**os.environ, "PULSEBOARD_DATA_DIR": str(demo_folder), "PULSEBOARD_PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pulseboard.server.cli", "serve"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for_port(port, server)
+        snapshot = subprocess.run(
+            [sys.executable, "-m", "pulseboard.server.cli", "snapshot"],
+            capture_output=True, text=True, timeout=CLI_TIMEOUT_S, env=env, check=False,
+        )
+        with Receiver([]) as receiver:
+            nothing = subprocess.run(
+                [sys.executable, "-m", "pulseboard.server.cli", "alerts", "--webhook", receiver.url, "--min-drop", "100"],
+                capture_output=True, text=True, timeout=CLI_TIMEOUT_S, env=env, check=False,
+            )
+    finally:
+        server.terminate()
+        _, server_log = server.communicate(timeout=30)
+
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    assert snapshot.stdout == f"stored 5 account scores for {today} in project default\n", snapshot.stderr
+    assert nothing.returncode == 0, nothing.stderr
+    assert nothing.stdout == "no account in project default lost more than 100 points; nothing posted\n"
+    assert receiver.bodies == []
+    assert "tool snapshot_health_scores ok" in server_log
+    assert "tool run_recipe ok" in server_log

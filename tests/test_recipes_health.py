@@ -36,7 +36,7 @@ def constructed_events() -> list[dict]:
     """Three accounts:
 
     busy: pro at 750 MRR, 200 events in the last 14 days and 100 in the 14 before, two users,
-    4 errors, and five NPS events 10 to 13 days ago (answers 10, 9, 8, 3 and one without a score),
+    4 errors, and five NPS events 10 to 13 days ago (scores 10, 9, 8, 3 and one without a score),
     which count as events too.
     steady: starter at 250 MRR, 10 events in each 14-day period, one user, no errors.
     quiet: starter without an mrr property, no events besides its start 60 days ago.
@@ -53,7 +53,7 @@ def constructed_events() -> list[dict]:
     ]
     for index, score in enumerate([10, 9, 8, 3]):
         events.extend(events_of("busy", "nps_submitted", 1, 10 + index, score=score))
-    # NPS answers outside the 90-day window and without a score do not count.
+    # NPS responses outside the 90-day window and without a score do not count.
     events.extend(events_of("busy", "nps_submitted", 1, 100, score=0))
     events.extend(events_of("busy", "nps_submitted", 1, 11))
     return events
@@ -92,9 +92,9 @@ def test_constructed_defaults(store: Store, settings: Settings, constructed: str
     assert busy["coverage"] == "usage, trend, friction, revenue"
     assert busy["nps"] == 25.0
     assert busy["last_seen_days_ago"] == 1
-    # steady: no errors, so friction is whole; 20 events against 301 on the log scale.
+    # steady: no errors, so friction is whole; log(21) / log(306) = 0.532 for usage.
     assert (steady["friction_score"], steady["trend_score"], steady["trend_change_pct"]) == (100.0, 50.0, 0.0)
-    assert (steady["usage_score"], steady["health_score"], steady["status"]) == (53.3, 66.3, "ok")
+    assert (steady["usage_score"], steady["health_score"], steady["status"]) == (53.2, 66.3, "ok")
     assert steady["top_risk_signal"] == "usage: 20 events in 30 days, 7% of the busiest account"
     assert steady["second_risk_signal"] == "little usage growth: +0% (+0 events)"
     assert steady["nps"] is None

@@ -221,3 +221,15 @@ def test_drilldown_unknown_account(store: Store, settings: Settings, project):
         f"Account 'nobody' has no events at or before 2025-03-14T15:30:00+00:00 in project {project_id!r}; "
         "check the id, or the account_property (account_id)."
     )
+
+
+def test_unknown_project(store: Store, settings: Settings):
+    message = "Project 'nope' does not exist; check the project_id, or create it with `pulseboard project create`."
+
+    with pytest.raises(UserInputError) as snapshot_error:
+        take_snapshot(store, settings, "nope", now=NOW)
+    with pytest.raises(UserInputError) as drilldown_error:
+        account_drilldown(store, settings, "nope", bottom_n=1, as_of=NOW)
+
+    assert str(snapshot_error.value) == message
+    assert str(drilldown_error.value) == message

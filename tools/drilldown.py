@@ -22,6 +22,7 @@ from pulseboard.server.store import Store, utcnow
 from pulseboard.tools.errors import UserInputError
 from pulseboard.tools.query import Column, QueryOutput, run_hogql
 from pulseboard.tools.recipes import run_recipe
+from pulseboard.tools.schema import require_project
 
 logger = logging.getLogger(__name__)
 
@@ -231,12 +232,7 @@ def account_drilldown(
         raise UserInputError(
             f"account_property {account_property!r} is not a property path such as account_id or $groups.company."
         )
-    project = store.get_project(project_id)
-    if project is None:
-        raise UserInputError(
-            f"Project {project_id!r} does not exist; check the project_id, or create it with "
-            "`pulseboard project create`."
-        )
+    project = require_project(store, project_id)
 
     as_of = (as_of or utcnow()).astimezone(dt.timezone.utc)
     health = run_recipe(

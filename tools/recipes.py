@@ -24,6 +24,7 @@ from pulseboard.server.snapshots import read_snapshots, snapshot_day
 from pulseboard.server.store import Store, utcnow
 from pulseboard.tools.errors import UserInputError
 from pulseboard.tools.query import QueryOutput, run_hogql
+from pulseboard.tools.schema import require_project
 
 logger = logging.getLogger(__name__)
 
@@ -119,12 +120,7 @@ def project_snapshots(store: Store, project_id: str, recipe: Recipe, placeholder
     any size; against a ClickHouse server a project with many thousands of accounts may reach the
     server's request size limits, which has not been tried.
     """
-    project = store.get_project(project_id)
-    if project is None:
-        raise UserInputError(
-            f"Project {project_id!r} does not exist; check the project_id, or create it with "
-            "`pulseboard project create`."
-        )
+    project = require_project(store, project_id)
 
     as_of = placeholders["as_of"][0]
     assert isinstance(as_of, dt.datetime)

@@ -15,6 +15,7 @@ from pulseboard.server.snapshots import SnapshotRow, snapshot_day, write_snapsho
 from pulseboard.server.store import Store, utcnow
 from pulseboard.tools.errors import UserInputError
 from pulseboard.tools.recipes import run_recipe
+from pulseboard.tools.schema import require_project
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +74,7 @@ def take_snapshot(
     Running it again for the same day replaces that day's snapshot. `params` are further
     account_health_score parameters, such as weights; as_of, sort and limit are set here.
     """
-    project = store.get_project(project_id)
-    if project is None:
-        raise UserInputError(
-            f"Project {project_id!r} does not exist; check the project_id, or create it with "
-            "`pulseboard project create`."
-        )
+    project = require_project(store, project_id)
     fixed = sorted({"as_of", "limit", "sort"} & set(params or {}))
     if fixed:
         raise UserInputError(
