@@ -2,6 +2,7 @@
 id = "account_health_score"
 title = "Account health score"
 snapshot_days = 37
+snapshot_columns = ["account", "day", "health_score"]
 description = """
 Scores every B2B account from 0 (about to leave) to 100 (thriving), and says why.
 
@@ -125,7 +126,7 @@ type = "integer"
 default = 30
 min = 1
 max = 365
-description = "Days before as_of that usage, errors and support tickets are counted over."
+description = "Days before as_of that usage, errors and support tickets are counted over. The columns ending in _30d cover this window, whatever its length."
 
 [[parameters]]
 name = "trend_days"
@@ -272,7 +273,7 @@ description = "Monthly recurring revenue of that same event, 0 when the account 
 
 [[columns]]
 name = "events_30d"
-description = "Events other than $exception in the window_days (30) days before as_of."
+description = "Events other than $exception in the 30 days before as_of."
 
 [[columns]]
 name = "trend"
@@ -280,19 +281,19 @@ description = "Events other than $exception in the last trend_days (14) days min
 
 [[columns]]
 name = "errors_30d"
-description = "$exception events in the window_days (30) days before as_of."
+description = "$exception events in the 30 days before as_of."
 
 [[columns]]
 name = "tickets_30d"
-description = "support_ticket_opened events in the window_days (30) days before as_of."
+description = "support_ticket_opened events in the 30 days before as_of."
 
 [[columns]]
 name = "health_score"
-description = "Weighted score from 0 to 100, one decimal; empty when no weighted signal has data."
+description = "Weighted score from 0 to 100, one decimal. Empty when no weighted signal has data; status is then 'no data'."
 
 [[columns]]
 name = "status"
-description = "Band of the score: critical, warn, ok, healthy or champion; 'no data' without a score."
+description = "Band of the score: critical, warn, ok, healthy or champion."
 
 [[columns]]
 name = "top_risk_signal"

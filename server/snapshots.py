@@ -13,6 +13,7 @@ import time
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pulseboard.server.store import Store, utcnow
 
@@ -58,17 +59,32 @@ def write_snapshots(store: Store, project_id: str, day: dt.date, as_of: dt.datet
     logger.info("stored %d health snapshots of %s in project %s", len(rows), day, project_id)
 
 
+SNAPSHOT_COLUMNS = ("account", "day", "health_score", "status", "top_risk_signal")
+
+
 def read_snapshots(
-    store: Store, project_id: str, first_day: dt.date, last_day: dt.date
-) -> list[tuple[str, dt.date, float, str, str]]:
-    """Return (account, day, health_score, status, top_risk_signal) of the project's snapshots
-    from first_day to last_day."""
+    store: Store,
+    project_id: str,
+    first_day: dt.date,
+    last_day: dt.date,
+    columns: Sequence[str] = SNAPSHOT_COLUMNS,
+    *,
+    account: str | None = None,
+) -> list[tuple[Any, ...]]:
+    """Return the given columns of the project's snapshots from first_day to last_day, one tuple
+    per row, ordered by account and day; with `account`, only that account's rows."""
+    unknown = sorted(set(columns) - set(SNAPSHOT_COLUMNS))
+    if unknown or not columns:
+        raise ValueError(f"Snapshot columns must be some of {', '.join(SNAPSHOT_COLUMNS)}; got {list(columns)}.")
+
+    condition = "" if account is None else " AND account = {a:String}"
     result = store.query(
-        f"SELECT account, day, health_score, status, top_risk_signal FROM {TABLE} FINAL "
-        "WHERE project_id = {p:String} AND day >= {first:Date} AND day <= {last:Date} ORDER BY account, day",
-        {"p": project_id, "first": first_day, "last": last_day},
+        f"SELECT {', '.join(columns)} FROM {TABLE} FINAL "
+        "WHERE project_id = {p:String} AND day >= {first:Date} AND day <= {last:Date}" + condition
+        + " ORDER BY account, day",
+        {"p": project_id, "first": first_day, "last": last_day, "a": account or ""},
     )
-    return [(account, day, float(score), status, signal) for account, day, score, status, signal in result.rows]
+    return [tuple(row) for row in result.rows]
 
 
 def snapshot_days(store: Store, project_id: str) -> list[tuple[dt.date, int]]:

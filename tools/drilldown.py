@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pulseboard.recipes.loader import PROPERTY_PATH_PATTERN, SNAPSHOTS_PLACEHOLDER, SNAPSHOTS_TYPE
+from pulseboard.recipes.loader import PROPERTY_PATH_PATTERN, SNAPSHOTS_PLACEHOLDER, snapshots_type
 from pulseboard.server.settings import Settings
-from pulseboard.server.snapshots import read_snapshots, snapshot_day
+from pulseboard.server.snapshots import SNAPSHOT_COLUMNS, read_snapshots, snapshot_day
 from pulseboard.server.store import Store, utcnow
 from pulseboard.tools.errors import UserInputError
 from pulseboard.tools.query import Column, QueryOutput, run_hogql
@@ -247,10 +247,10 @@ def account_drilldown(
         chosen = [account_id]
 
     last_day = snapshot_day(as_of, project.timezone)
-    snapshots = read_snapshots(store, project_id, last_day - dt.timedelta(days=SCORE_HISTORY_DAYS - 1), last_day)
+    days = (last_day - dt.timedelta(days=SCORE_HISTORY_DAYS - 1), last_day)
     by_account = {row["account"]: row for row in health_rows}
     accounts = [
-        _drilldown_one(store, settings, project_id, account, by_account.get(account), as_of, account_property, snapshots)
+        _drilldown_one(store, settings, project_id, account, by_account.get(account), as_of, account_property, days)
         for account in chosen
     ]
     logger.info("drill-down of %d accounts in project %s", len(accounts), project_id)
@@ -265,12 +265,13 @@ def _drilldown_one(
     health_row: dict[str, Any] | None,
     as_of: dt.datetime,
     account_property: str,
-    snapshots: list[tuple[str, dt.date, float, str, str]],
+    days: tuple[dt.date, dt.date],
 ) -> AccountDrilldown:
+    snapshots = read_snapshots(store, project_id, *days, account=account)
     placeholders = {
         "account": (account, "String"),
         "as_of": (as_of, "DateTime64(6, 'UTC')"),
-        SNAPSHOTS_PLACEHOLDER: ([row for row in snapshots if row[0] == account], SNAPSHOTS_TYPE),
+        SNAPSHOTS_PLACEHOLDER: (snapshots, snapshots_type(SNAPSHOT_COLUMNS)),
     }
     sections = [_summary_section(health_row)]
     for query in SECTION_QUERIES:

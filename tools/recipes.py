@@ -12,12 +12,12 @@ from pydantic import BaseModel, Field
 
 from pulseboard.recipes.loader import (
     SNAPSHOTS_PLACEHOLDER,
-    SNAPSHOTS_TYPE,
     Placeholders,
     Recipe,
     RecipeError,
     get_recipe,
     load_recipes,
+    snapshots_type,
 )
 from pulseboard.server.settings import Settings
 from pulseboard.server.snapshots import read_snapshots, snapshot_day
@@ -126,4 +126,5 @@ def project_snapshots(store: Store, project_id: str, recipe: Recipe, placeholder
     assert isinstance(as_of, dt.datetime)
     last_day = snapshot_day(as_of, project.timezone)
     first_day = last_day - dt.timedelta(days=(recipe.header.snapshot_days or 1) - 1)
-    return read_snapshots(store, project_id, first_day, last_day), SNAPSHOTS_TYPE
+    columns = recipe.header.snapshot_columns
+    return read_snapshots(store, project_id, first_day, last_day, columns), snapshots_type(columns)
