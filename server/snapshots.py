@@ -71,8 +71,11 @@ def read_snapshots(
     *,
     account: str | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Return the given columns of the project's snapshots from first_day to last_day, one tuple
-    per row, ordered by account and day; with `account`, only that account's rows."""
+    """Return the given columns of the project's snapshots from first_day to last_day.
+
+    Each row is one tuple, ordered by account and day. With `account`, only that account's rows
+    are read.
+    """
     unknown = sorted(set(columns) - set(SNAPSHOT_COLUMNS))
     if unknown or not columns:
         raise ValueError(f"Snapshot columns must be some of {', '.join(SNAPSHOT_COLUMNS)}; got {list(columns)}.")

@@ -117,8 +117,8 @@ def project_snapshots(store: Store, project_id: str, recipe: Recipe, placeholder
 
     Only this project's rows are read, so the bound array carries the same project guard as the
     compiled query. NOTE: the rows travel as one bound query parameter. The embedded store takes
-    any size; against a ClickHouse server a project with many thousands of accounts may reach the
-    server's request size limits, which has not been tried.
+    any size. Against a ClickHouse server, a project with many thousands of accounts may reach the
+    server's request size limits; that has not been tried.
     """
     project = require_project(store, project_id)
 
