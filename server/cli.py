@@ -629,6 +629,74 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_snapshot(args: argparse.Namespace, settings: Settings) -> int:
+    project_id = args.project or settings.default_project
+    params = dict(parse_param(item) for item in args.param)
+    url = running_server(settings)
+    if url:
+        with server_client(url, settings) as client:
+            ensure_server_project(client, project_id)
+        arguments = {"as_of": args.as_of, "params": params or None, "project_id": project_id}
+        result = call_running_server(url, settings, "snapshot_health_scores", arguments)
+    else:
+        from pulseboard.tools.errors import call_tool
+        from pulseboard.tools.snapshots import take_snapshot
+
+        with OpenedStore(settings, "snapshot") as store:
+            ensure_project(store, project_id)
+            output = call_tool(
+                "snapshot", lambda: take_snapshot(store, settings, project_id, as_of=args.as_of, params=params)
+            )
+        result = output.model_dump(mode="json")
+    print(f"stored {result['accounts']} account scores for {result['day']} in project {project_id}")
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from pulseboard.server.alerts import Drop, WebhookError, build_message, check_webhook_url, post_webhook
+
+    project_id = args.project or settings.default_project
+    try:
+        check_webhook_url(args.webhook)
+    except WebhookError as error:
+        raise CommandError(str(error)) from None
+    params = {"min_drop": args.min_drop, "period_hours": args.period_hours, "limit": 1000}
+    if args.as_of:
+        params["as_of"] = args.as_of
+    url = running_server(settings)
+    if url:
+        with server_client(url, settings) as client:
+            ensure_server_project(client, project_id)
+        arguments = {"recipe_id": "score_drops", "params": params, "project_id": project_id}
+        result = call_running_server(url, settings, "run_recipe", arguments)
+    else:
+        from pulseboard.tools.errors import call_tool
+        from pulseboard.tools.recipes import run_recipe
+
+        with OpenedStore(settings, "alerts") as store:
+            ensure_project(store, project_id)
+            output = call_tool("alerts", lambda: run_recipe(store, settings, project_id, "score_drops", params))
+        result = output.model_dump(mode="json")
+
+    names = [column["name"] for column in result["columns"]]
+    rows = [dict(zip(names, row)) for row in result["rows"]]
+    drops = [Drop(**{field: row[field] for field in Drop.__dataclass_fields__}) for row in rows]
+    if not drops:
+        print(f"no account in project {project_id} lost more than {args.min_drop:g} points; nothing posted")
+        return 0
+
+    message = build_message(
+        drops, project_id=project_id, min_drop=args.min_drop, period_hours=args.period_hours,
+        dashboard_url=args.dashboard_url or "",
+    )
+    try:
+        post_webhook(args.webhook, message, retries=args.retries, backoff_s=args.backoff)
+    except WebhookError as error:
+        raise CommandError(str(error)) from None
+    print(f"posted {len(drops)} score drops of project {project_id}")
+    return 0
+
+
 # Argument parsing
 
 
@@ -709,6 +777,23 @@ def build_parser() -> argparse.ArgumentParser:
     publisher.add_argument("--project", help="Project id; default PULSEBOARD_DEFAULT_PROJECT (default).")
     publisher.set_defaults(handler=cmd_publish)
 
+    snapshot = commands.add_parser("snapshot", parents=[common], help="Store the account health scores of a day (run daily).")
+    snapshot.add_argument("--as-of", help="Day to store (YYYY-MM-DD, scored at the end of that day) or ISO 8601 time; default now.")
+    snapshot.add_argument("--param", action="append", default=[], help="account_health_score parameter NAME=VALUE, e.g. w_revenue=50; repeatable.")
+    snapshot.add_argument("--project", help="Project id; default PULSEBOARD_DEFAULT_PROJECT (default).")
+    snapshot.set_defaults(handler=cmd_snapshot)
+
+    alerts = commands.add_parser("alerts", parents=[common], help="Post accounts whose health score dropped to a chat webhook.")
+    alerts.add_argument("--webhook", required=True, help="Slack-compatible incoming webhook URL.")
+    alerts.add_argument("--min-drop", type=float, default=15, help="Points a score must fall by to be posted; default 15.")
+    alerts.add_argument("--period-hours", type=int, default=24, help="Hours the drop is measured over, 24 to 2160; default 24.")
+    alerts.add_argument("--dashboard-url", help="Link added to the message, e.g. a published account_health_score URL.")
+    alerts.add_argument("--as-of", help="ISO 8601 time the period ends at; default now.")
+    alerts.add_argument("--retries", type=int, default=3, help="Retries after a 5xx response or network error, 0 to 10; default 3.")
+    alerts.add_argument("--backoff", type=float, default=1.0, help="Seconds before the first retry, doubling after each; default 1.")
+    alerts.add_argument("--project", help="Project id; default PULSEBOARD_DEFAULT_PROJECT (default).")
+    alerts.set_defaults(handler=cmd_alerts)
+
     demo = commands.add_parser("demo", parents=[common, network], help="Load demo accounts, score them, publish the table and serve it.")
     demo.add_argument("--extra-accounts", type=int, default=40, help="Generated accounts besides the five reference ones; default 40.")
     demo.add_argument("--no-serve", action="store_true", help="Print the table and URL, then exit instead of serving.")
@@ -731,7 +816,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 # Commands that print a result log only warnings unless --log-level or PULSEBOARD_LOG_LEVEL sets
 # another level, so their output is not buried under request lines.
-QUIET_COMMANDS = {"project", "query", "import", "publish", "token"}
+QUIET_COMMANDS = {"project", "query", "import", "publish", "token", "snapshot", "alerts"}
 
 
 def configure_logging(level: str) -> None:

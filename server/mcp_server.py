@@ -21,6 +21,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.tokens import ProjectTokenVerifier, choose_project, project_access_problem
+from pulseboard.tools.drilldown import MAX_BOTTOM_N, DrilldownOutput, account_drilldown as drill_down
 from pulseboard.tools.errors import UserInputError, call_tool
 from pulseboard.tools.publish import (
     PublicationInfo,
@@ -41,6 +42,7 @@ from pulseboard.tools.recipes import (
     run_recipe as run_stored_recipe,
 )
 from pulseboard.tools.schema import SchemaOutput, describe_schema as describe_project_schema, require_project
+from pulseboard.tools.snapshots import SnapshotOutput, take_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -296,6 +298,65 @@ def create_mcp(runtime: Runtime, *, verifier: ProjectTokenVerifier | None = None
             return rotate_key(store, settings, project_id, publication_id)
 
         return await run_project_tool("rotate_publication_key", project_id, work)
+
+    # Account drill-down and health score snapshots.
+
+    @server.tool(
+        title="Drill down into accounts",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+    )
+    async def account_drilldown(
+        account_id: Annotated[
+            str | None, Field(description="One account to show, as its events carry it; or give bottom_n.")
+        ] = None,
+        bottom_n: Annotated[
+            int | None,
+            Field(ge=1, le=MAX_BOTTOM_N, description="Show the N lowest-scoring accounts that have not cancelled."),
+        ] = None,
+        as_of: Annotated[
+            dt.datetime | None, Field(description="ISO 8601 time the drill-down is computed for; now when omitted.")
+        ] = None,
+        account_property: Annotated[
+            str, Field(description="Event property that names the account, e.g. account_id or $groups.company.")
+        ] = "account_id",
+        project_id: ProjectId = None,
+    ) -> DrilldownOutput:
+        """Show everything known about one account, or the bottom N by health score, as titled tables.
+        The tables are the score summary, usage per week for 12 weeks, most active users, top events,
+        errors by message with first and last seen, support tickets, plan and MRR history, stored
+        score history and the latest activity."""
+
+        def work(project_id: str) -> DrilldownOutput:
+            return drill_down(
+                store, settings, project_id, account_id=account_id, bottom_n=bottom_n, as_of=as_of,
+                account_property=account_property,
+            )
+
+        return await run_project_tool("account_drilldown", project_id, work)
+
+    @server.tool(
+        title="Store today's account health scores",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True,
+                                    open_world_hint=False),
+    )
+    async def snapshot_health_scores(
+        as_of: Annotated[
+            str | None,
+            Field(description="Day (2025-03-14, scored at its end) or ISO 8601 time to score at; now when omitted."),
+        ] = None,
+        params: Annotated[
+            dict[str, Any] | None,
+            Field(description="Further account_health_score parameters such as weights; not as_of, sort or limit."),
+        ] = None,
+        project_id: ProjectId = None,
+    ) -> SnapshotOutput:
+        """Score every account and store the scores as the snapshot of that day, replacing an earlier
+        snapshot of the same day. Snapshots feed score_history, score changes and score_drops."""
+
+        def work(project_id: str) -> SnapshotOutput:
+            return take_snapshot(store, settings, project_id, as_of=as_of, params=params)
+
+        return await run_project_tool("snapshot_health_scores", project_id, work)
 
     @server.resource(
         "schema://{project_id}",

@@ -106,6 +106,26 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
+        5,
+        "daily account health score snapshots",
+        [
+            """
+            CREATE TABLE IF NOT EXISTS health_snapshots (
+                project_id LowCardinality(String),
+                day Date,
+                account String,
+                health_score Float64,
+                status LowCardinality(String),
+                top_risk_signal String,
+                as_of DateTime64(6, 'UTC'),
+                computed_at DateTime64(6, 'UTC'),
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (project_id, day, account)
+            """,
+        ],
+    ),
+    (
         6,
         "API tokens limited to some projects",
         [

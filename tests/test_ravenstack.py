@@ -11,6 +11,7 @@ import collections
 import csv
 import datetime as dt
 import io
+import statistics
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -292,6 +293,69 @@ def test_chosen_account_matches_csv(health: QueryOutput, expected: dict[str, Fig
         assert not row["top_risk_signal"].startswith("subscription cancelled")
     else:
         assert row["top_risk_signal"] == f"subscription cancelled {figures.cancelled_on}"
+
+
+# Score distribution at several dates, as the recipe's description reports it
+
+
+BANDS = ["critical", "warn", "ok", "healthy", "champion"]
+# as_of day: (rows, cancelled, accounts per band, median score), over accounts that have not cancelled.
+DISTRIBUTION = {
+    "2023-06-30": (445, 7, [33, 168, 129, 96, 12], 57.05),
+    "2023-12-31": (469, 22, [49, 140, 133, 105, 20], 57.6),
+    "2024-06-30": (475, 39, [44, 112, 158, 101, 21], 59.55),
+    "2024-12-31": (500, 62, [43, 129, 148, 100, 18], 58.75),
+}
+# as_of day: (accounts with a churn event in the 90 days after as_of, accounts) per band.
+CHURN_BY_BAND = {
+    "2023-12-31": [(6, 49), (17, 140), (14, 133), (7, 105), (1, 20)],
+    "2024-06-30": [(9, 44), (23, 112), (37, 158), (23, 101), (6, 21)],
+}
+
+
+def active_rows(store: Store, settings: Settings, project_id: str, as_of: str) -> tuple[list[dict[str, Any]], int]:
+    """Return the rows of accounts that have not cancelled, and the number of all rows."""
+    output = run_recipe(
+        store, settings, project_id, "account_health_score", {"as_of": f"{as_of}T23:59:59Z", "limit": 10000}
+    )
+    rows = list(rows_by_account(output).values())
+    return [row for row in rows if not row["top_risk_signal"].startswith("subscription cancelled")], len(rows)
+
+
+@pytest.mark.parametrize("as_of", sorted(DISTRIBUTION))
+def test_score_distribution(store: Store, settings: Settings, ravenstack, as_of: str):
+    project_id, _ = ravenstack
+    rows, cancelled, bands, median = DISTRIBUTION[as_of]
+
+    active, total = active_rows(store, settings, project_id, as_of)
+
+    assert (total, total - len(active)) == (rows, cancelled)
+    assert [sum(row["status"] == band for row in active) for band in BANDS] == bands
+    assert statistics.median(row["health_score"] for row in active) == median
+
+
+@pytest.mark.parametrize("as_of", sorted(CHURN_BY_BAND))
+def test_churn_by_band(store: Store, settings: Settings, ravenstack, csv_rows, as_of: str):
+    project_id, _ = ravenstack
+    start = dt.date.fromisoformat(as_of)
+    churned = {
+        row["account_id"] for row in csv_rows["churn_events"]
+        if start < dt.date.fromisoformat(row["churn_date"]) <= start + dt.timedelta(days=90)
+    }
+
+    active, _ = active_rows(store, settings, project_id, as_of)
+
+    by_band = [[row["account"] for row in active if row["status"] == band] for band in BANDS]
+    assert [(sum(account in churned for account in accounts), len(accounts)) for accounts in by_band] == (
+        CHURN_BY_BAND[as_of]
+    )
+
+
+def test_usage_predates_subscriptions(csv_rows):
+    starts = {row["subscription_id"]: row["start_date"] for row in csv_rows["subscriptions"]}
+    early = [row for row in csv_rows["feature_usage"] if row["usage_date"] < starts[row["subscription_id"]]]
+
+    assert (len(early), len(csv_rows["feature_usage"])) == (19142, 25000)
 
 
 # Publication

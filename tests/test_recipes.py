@@ -30,12 +30,15 @@ UTC = dt.timezone.utc
 
 OUTPUT_COLUMNS = [
     "account", "plan", "mrr", "events_30d", "trend", "errors_30d", "tickets_30d", "health_score", "status",
-    "top_risk_signal", "usage_score", "trend_score", "friction_score", "revenue_score",
+    "top_risk_signal", "usage_score", "trend_score", "friction_score", "revenue_score", "trend_change_pct",
+    "active_users_30d", "last_seen_days_ago", "nps", "coverage", "second_risk_signal", "score_change_7d",
+    "score_change_30d", "score_history",
 ]
 PARAMETER_NAMES = [
-    "as_of", "account_property", "w_usage", "w_trend", "w_friction", "w_revenue", "trend_full_scale",
-    "trend_min_base", "friction_ceiling", "friction_min_events", "band_warn", "band_ok", "band_healthy",
-    "band_champion", "sort", "limit",
+    "as_of", "account_property", "w_usage", "w_trend", "w_friction", "w_revenue", "window_days", "trend_days",
+    "usage_scale", "trend_full_scale", "trend_min_base", "friction_basis", "friction_ceiling",
+    "friction_min_events", "friction_ceiling_per_user", "nps_days", "band_warn", "band_ok", "band_healthy",
+    "band_champion", "plan", "sort", "limit",
 ]
 
 # account: (plan, mrr, events_30d, trend, errors_30d, tickets_30d)
@@ -53,15 +56,17 @@ ALLOWED_STATUS = {
     "acme": {"healthy", "champion"},
     "innovate": {"healthy", "champion"},
 }
-# With the default parameters the busiest account is innovate in both demo sizes, so these hold
-# with and without the generated accounts.
+# With the default parameters the busiest account is innovate in both demo sizes, so scores and
+# statuses hold with and without the generated accounts. The friction signal compares with the
+# median account, which the generated accounts move: MEDIAN_MULTIPLES gives its figure per demo size.
 REFERENCE_SCORES = {
-    "megacorp": (33.4, "critical", "errors: 89, support tickets: 6 in 30 days"),
-    "globex": (54.4, "warn", "errors: 22, support tickets: 3 in 30 days"),
+    "megacorp": (33.4, "critical", "errors: 89, support tickets: 6 in 30 days, {}x the median"),
+    "globex": (54.4, "warn", "errors: 22, support tickets: 3 in 30 days, {}x the median"),
     "tinyco": (61.2, "ok", "usage: 120 events in 30 days, 1% of the busiest account"),
     "innovate": (96.5, "champion", "none"),
     "acme": (97.6, "champion", "none"),
 }
+MEDIAN_MULTIPLES = {0: {"megacorp": "7.5", "globex": "1.2"}, 40: {"megacorp": "12", "globex": "2"}}
 
 SCORE_PARAMETERS = {
     "as_of": (NOW, "DateTime64(6, 'UTC')"),
@@ -69,14 +74,21 @@ SCORE_PARAMETERS = {
     "w_trend": (30.0, "Float64"),
     "w_friction": (30.0, "Float64"),
     "w_revenue": (0.0, "Float64"),
+    "window_days": (30, "Int64"),
+    "trend_days": (14, "Int64"),
+    "usage_scale": ("all_accounts", "String"),
     "trend_full_scale": (0.25, "Float64"),
     "trend_min_base": (50, "Int64"),
+    "friction_basis": ("events", "String"),
     "friction_ceiling": (5.0, "Float64"),
     "friction_min_events": (1000, "Int64"),
+    "friction_ceiling_per_user": (2.0, "Float64"),
+    "nps_days": (90, "Int64"),
     "band_warn": (40.0, "Float64"),
     "band_ok": (55.0, "Float64"),
     "band_healthy": (70.0, "Float64"),
     "band_champion": (85.0, "Float64"),
+    "plan": ("", "String"),
     "sort": ("asc", "String"),
     "limit": (100, "Int64"),
 }
@@ -235,7 +247,7 @@ def test_load_recipes_lists_account_health_score():
     recipes = load_recipes()
     recipe = recipes["account_health_score"]
 
-    assert list(recipes) == ["account_health_score"]
+    assert list(recipes) == ["account_drilldown", "account_health_score", "score_drops"]
     assert recipe.parameter_names() == PARAMETER_NAMES
     assert [column.name for column in recipe.header.columns] == OUTPUT_COLUMNS
     assert recipe.header.prompt.split()[:12] == (
@@ -245,11 +257,11 @@ def test_load_recipes_lists_account_health_score():
 
 def test_list_recipes_info():
     infos = list_recipes()
-    info = infos[0]
+    info = infos[1]
     limit = next(parameter for parameter in info.parameters if parameter.name == "limit")
     sort = next(parameter for parameter in info.parameters if parameter.name == "sort")
 
-    assert [item.recipe_id for item in infos] == ["account_health_score"]
+    assert [item.recipe_id for item in infos] == ["account_drilldown", "account_health_score", "score_drops"]
     assert info.title == "Account health score"
     assert [parameter.name for parameter in info.parameters] == PARAMETER_NAMES
     assert [column.name for column in info.output_columns] == OUTPUT_COLUMNS
@@ -289,7 +301,7 @@ def test_unknown_recipe_lists_known_ids():
     with pytest.raises(RecipeNotFoundError) as raised:
         get_recipe("churn_forecast")
 
-    assert str(raised.value) == "Unknown recipe 'churn_forecast'. Known recipes: account_health_score."
+    assert str(raised.value) == "Unknown recipe 'churn_forecast'. Known recipes: account_drilldown, account_health_score, score_drops."
 
 
 @pytest.mark.parametrize(("text", "message"), BAD_DEFINITIONS)
@@ -382,7 +394,8 @@ def test_health_reference_accounts(
         assert row["status"] in ALLOWED_STATUS[account], account
     for account, (score, status, signal) in REFERENCE_SCORES.items():
         row = rows[account]
-        assert (row["health_score"], row["status"], row["top_risk_signal"]) == (score, status, signal)
+        expected_signal = signal.format(MEDIAN_MULTIPLES[extra_accounts].get(account))
+        assert (row["health_score"], row["status"], row["top_risk_signal"]) == (score, status, expected_signal)
 
     reference = sorted(REFERENCE_FIGURES, key=lambda account: rows[account]["health_score"])
     assert reference[:3] == ["megacorp", "globex", "tinyco"]
@@ -620,7 +633,7 @@ def test_health_account_from_group_property(store: Store, settings: Settings, de
 @pytest.mark.parametrize(
     ("recipe_id", "params", "message"),
     [
-        ("nope", {}, "Unknown recipe 'nope'. Known recipes: account_health_score."),
+        ("nope", {}, "Unknown recipe 'nope'. Known recipes: account_drilldown, account_health_score, score_drops."),
         ("account_health_score", {"limit": 0}, "Parameter 'limit' must be an integer from 1 to 10000; got 0."),
     ],
 )
