@@ -3,9 +3,12 @@
 - A bare word containing `$` (`$session_id`, `properties.$browser`) becomes a quoted identifier,
   because sqlglot 30.31 fails to tokenize `$` outside quotes.
 - A Markdown code fence around the query is dropped; any other triple backtick is rejected.
+- The regex operators `a =~ b` and `a !~ b` become `a REGEXP b` and `a NOT REGEXP b`, which
+  sqlglot parses as ClickHouse's `match(a, b)`; it would read `=~` as `=` and a bitwise `~`.
 - `{name}` and `{variables.name}` become parameter markers that parse as ClickHouse query
   parameters; the parse step swaps in the caller's name and declared type. Any other `{...}` is
-  rejected here, because sqlglot silently parses `{filters}` as an empty `map()`.
+  rejected here, because sqlglot silently parses `{filters}` as an empty `map()`. `{filters}`
+  becomes a marker that filters.py expands into the caller's date range.
 
 String literals, quoted identifiers and comments are copied unchanged, so a `$` or a brace inside
 them is never rewritten.
@@ -32,6 +35,9 @@ MARKER_PREFIX = "pb_marker_"
 _PLACEHOLDER = re.compile(r"\{\s*(variables\s*\.\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 _WORD_CHARACTERS = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
 _LINE_COMMENT_STARTS = ("--", "#")
+# HogQL's regex match operators and the SQL that replaces them, with spaces around it so
+# `a=~b` still reads as three tokens.
+REGEX_OPERATORS = {"=~": " REGEXP ", "!~": " NOT REGEXP "}
 
 
 @dataclass
@@ -79,6 +85,11 @@ def _scan_one(
         end = len(text) if newline == -1 else newline
         source.append(text[position:end], position, end, verbatim=True)
         return end
+
+    operator = text[position : position + 2]
+    if operator in REGEX_OPERATORS:
+        source.append(REGEX_OPERATORS[operator], position, position + 2, verbatim=False)
+        return position + 2
 
     if character == "{":
         return _replace_placeholder(text, position, placeholders, result)
@@ -189,6 +200,11 @@ def _replace_placeholder(
         )
 
     name = match.group(2)
+    if name == "filters" and match.group(1) is None:
+        # expand_filters (filters.py) replaces this marker with the caller's date range.
+        source.append("{pb_filters:String}", start, match.end(), verbatim=False)
+        return match.end()
+
     _check_placeholder_name(name, placeholders, source, start, match.end())
 
     marker = f"{{{MARKER_PREFIX}{len(result.placeholder_names)}:String}}"
