@@ -7,6 +7,7 @@ import decimal
 import ipaddress
 import logging
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -15,12 +16,36 @@ from pydantic import BaseModel, Field
 
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from pulseboard.hogql import CompileContext, compile_query, restore_table_aliases
+from pulseboard.hogql import CompileContext, CompiledQuery, QueryFilters, compile_query, restore_table_aliases
 from pulseboard.server.settings import Settings
 from pulseboard.server.store import Store
 from pulseboard.tools.errors import QueryFailedError, UserInputError, clickhouse_message
 
 logger = logging.getLogger(__name__)
+
+# Rows one query may read from the store, summed over every table scan. A full scan of a billion
+# events is beyond what an interactive answer needs; a narrower time range reads fewer rows.
+MAX_ROWS_TO_READ = 1_000_000_000
+
+# What to do when a query hits a resource limit, by ClickHouse error code. The result row limit
+# never fails a query: the result is cut, and `truncation_notice` says so.
+NARROW_BY_TIME = "add or shorten a time range, such as WHERE timestamp >= now() - INTERVAL 7 DAY"
+LIMIT_ADVICE = {
+    "TIMEOUT_EXCEEDED": (
+        "time",
+        f"Narrow the query: {NARROW_BY_TIME}, filter on event, or aggregate in a subquery before joining.",
+    ),
+    "MEMORY_LIMIT_EXCEEDED": (
+        "memory",
+        f"Narrow the query: {NARROW_BY_TIME}, group by fewer or coarser keys, use uniq() instead of "
+        "uniqExact() or groupArray(), or join smaller subqueries.",
+    ),
+    "TOO_MANY_ROWS": (
+        "rows read",
+        f"Narrow the query: {NARROW_BY_TIME} or filter on event, so it reads fewer events.",
+    ),
+}
+_ERROR_CODE = re.compile(r"\(([A-Z_]+)\)")
 
 
 class Column(BaseModel):
@@ -35,6 +60,9 @@ class QueryOutput(BaseModel):
     rows: list[list[Any]]
     row_count: int
     truncated: bool = Field(description="True when the default or maximum row limit cut the result.")
+    notice: str | None = Field(
+        default=None, description="Why the result was cut and how to get the remaining rows, when it was."
+    )
     elapsed_ms: float
     clickhouse_sql: str | None = Field(default=None, description="The compiled SQL, when requested.")
 
@@ -46,6 +74,7 @@ def execution_settings(settings: Settings, timezone: str) -> dict[str, Any]:
         "readonly": 2,
         "max_execution_time": settings.query_timeout_s,
         "max_memory_usage": settings.query_max_memory_mb * 1024 * 1024,
+        "max_rows_to_read": MAX_ROWS_TO_READ,
         "join_use_nulls": 1,
         "session_timezone": timezone,
     }
@@ -58,23 +87,15 @@ def run_hogql(
     hogql: str,
     placeholders: Mapping[str, tuple[object, str]] | None = None,
     *,
+    filters: QueryFilters | None = None,
     include_sql: bool = False,
 ) -> QueryOutput:
-    """Compile and run one HogQL query in a project; compile errors propagate as HogQLError."""
-    project = store.get_project(project_id)
-    if project is None:
-        raise UserInputError(
-            f"Project {project_id!r} does not exist; check the project_id, or create it with "
-            "`pulseboard project create`."
-        )
-    timezone = project.timezone
-    context = CompileContext(
-        project_id=project_id,
-        property_types=store.property_types(project_id),
-        placeholders=dict(placeholders or {}),
-        timezone=timezone,
-    )
-    compiled = compile_query(hogql, context)
+    """Compile and run one HogQL query in a project; compile errors propagate as HogQLError.
+
+    `filters` sets the date range that `{filters}` in the query expands to.
+    """
+    compiled, context = compile_hogql(store, project_id, hogql, placeholders, filters=filters)
+    timezone = context.timezone
     logger.debug("compiled SQL for project %s: %s", project_id, compiled.sql)
 
     run_settings = execution_settings(settings, timezone)
@@ -84,6 +105,10 @@ def run_hogql(
     try:
         result = store.query(compiled.sql, compiled.parameters, run_settings)
     except DatabaseError as error:
+        limit_message = resource_limit_message(str(error), settings)
+        if limit_message is not None:
+            raise QueryFailedError(limit_message) from None
+
         message = restore_table_aliases(clickhouse_message(error), compiled)
         raise QueryFailedError(f"The query failed in ClickHouse: {message}") from None
 
@@ -96,8 +121,63 @@ def run_hogql(
         rows=[[json_value(value) for value in row] for row in rows],
         row_count=len(rows),
         truncated=truncated,
+        notice=truncation_notice(compiled.row_cap, context.max_limit) if truncated else None,
         elapsed_ms=round(result.elapsed_ms, 2),
         clickhouse_sql=compiled.sql if include_sql else None,
+    )
+
+
+def compile_hogql(
+    store: Store,
+    project_id: str,
+    hogql: str,
+    placeholders: Mapping[str, tuple[object, str]] | None = None,
+    *,
+    filters: QueryFilters | None = None,
+) -> tuple[CompiledQuery, CompileContext]:
+    """Compile one HogQL query with the project's property types and timezone, without running it."""
+    project = store.get_project(project_id)
+    if project is None:
+        raise UserInputError(
+            f"Project {project_id!r} does not exist; check the project_id, or create it with "
+            "`pulseboard project create`."
+        )
+
+    context = CompileContext(
+        project_id=project_id,
+        property_types=store.property_types(project_id),
+        placeholders=dict(placeholders or {}),
+        timezone=project.timezone,
+        filters=filters,
+    )
+    return compile_query(hogql, context), context
+
+
+def resource_limit_message(error_text: str, settings: Settings) -> str | None:
+    """Return which limit a failed query hit and how to narrow it, or None for other errors."""
+    code = _ERROR_CODE.search(error_text)
+    if code is None or code.group(1) not in LIMIT_ADVICE:
+        return None
+
+    limit_name, advice = LIMIT_ADVICE[code.group(1)]
+    values = {
+        "time": f"{settings.query_timeout_s} s",
+        "memory": f"{settings.query_max_memory_mb} MiB",
+        "rows read": f"{MAX_ROWS_TO_READ:,} rows",
+    }
+    return f"The query exceeded the {limit_name} limit ({values[limit_name]}). {advice}"
+
+
+def truncation_notice(row_cap: int | None, max_limit: int) -> str:
+    """Say where a result was cut and how to get more of it."""
+    if row_cap is not None and row_cap < max_limit:
+        return (
+            f"The result was cut at the default limit of {row_cap} rows. Add LIMIT n (at most "
+            f"{max_limit}) for more rows, or aggregate with GROUP BY to fewer rows."
+        )
+    return (
+        f"The result was cut at the maximum of {max_limit} rows. Aggregate with GROUP BY, filter, "
+        "or page with LIMIT n OFFSET m."
     )
 
 
