@@ -33,6 +33,11 @@ class CompileContext:
     `(value, ClickHouse type)`, for example `("acme", "String")` or `(30, "Int64")`, and fills
     both `{name}` and `{variables.name}`. `filters` fills `{filters}`; without it `{filters}`
     reads as `true`.
+
+    `stored_types` maps a property path to every ClickHouse type the events table stores at it
+    (`{"account_id": frozenset({"String"})}`), or a superset of them. A path stored with exactly
+    one plain type is read from its typed subcolumn, such as `properties.account_id.:String`,
+    which reads faster than a conversion of the dynamic value and gives the same result.
     """
 
     project_id: str
@@ -42,6 +47,7 @@ class CompileContext:
     default_limit: int = 100
     max_limit: int = 10_000
     filters: QueryFilters | None = None
+    stored_types: Mapping[str, frozenset[str]] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pulseboard.hogql import QueryFilters
 from pulseboard.server.settings import Settings
 from pulseboard.server.store import EventRow, Store
 from pulseboard.tools.errors import QueryFailedError, UserInputError
-from pulseboard.tools.query import run_hogql
+from pulseboard.tools.query import compile_hogql, run_hogql
 
 
 @pytest.fixture
@@ -184,3 +184,25 @@ def test_explain_reports_compile_error(tmp_path):
         "pulseboard: Table 'system.tables' is not allowed. Only the events table and the query's own CTEs "
         "can be queried, without a database name. Line 1, Col 15."
     )
+
+
+def test_stored_types_choose_typed_read(store: Store, settings: Settings):
+    path = "plan_" + uuid.uuid4().hex[:8]
+    moment = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    first = [EventRow(uuid=str(uuid.uuid4()), event="e", distinct_id="u", timestamp=moment, properties={path: "pro"})]
+    store.insert_events(settings.default_project, first)
+    text = f"SELECT properties.{path} AS plan, count() AS n FROM events GROUP BY plan ORDER BY plan"
+
+    compiled, _ = compile_hogql(store, settings.default_project, text)
+    assert f'properties."{path}".:String AS plan' in compiled.sql
+
+    # Another project stores a number at the same path: the typed read would miss it, so the
+    # compiler reads the dynamic value again.
+    other, _ = store.create_project("o" + uuid.uuid4().hex[:12])
+    second = [EventRow(uuid=str(uuid.uuid4()), event="e", distinct_id="u", timestamp=moment, properties={path: 7})]
+    store.insert_events(other.project_id, second)
+
+    compiled, _ = compile_hogql(store, settings.default_project, text)
+    assert f'CAST(properties."{path}" AS Nullable(String)) AS plan' in compiled.sql
+    assert run_hogql(store, settings, settings.default_project, text).rows == [["pro", 1]]
+    assert run_hogql(store, settings, other.project_id, text).rows == [[7.0, 1]]

@@ -8,7 +8,9 @@ import ipaddress
 import logging
 import math
 import re
+import threading
 import uuid
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -149,8 +151,70 @@ def compile_hogql(
         placeholders=dict(placeholders or {}),
         timezone=project.timezone,
         filters=filters,
+        stored_types=stored_property_types(store),
     )
     return compile_query(hogql, context), context
+
+
+class StoredTypes:
+    """The ClickHouse types stored at each path of `events.properties`, cached per data part.
+
+    A part never changes once written, so its types are read once, by one query over the new
+    parts only, and merged parts are read again when they first appear. The union over the
+    active parts covers every project, so it is a superset of any one project's types, which is
+    all the compiler needs to choose a typed subcolumn read safely.
+
+    NOTE: a part written between this lookup and the query it serves is not covered. If it stores
+    a new type at a path the query reads as a typed subcolumn, that query reads its rows as NULL.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_part: dict[str, dict[str, frozenset[str]]] = {}
+        self._merged: tuple[tuple[str, ...], dict[str, frozenset[str]]] = ((), {})
+
+    def lookup(self, store: Store) -> dict[str, frozenset[str]]:
+        parts = tuple(sorted(row[0] for row in store.query(ACTIVE_PARTS_SQL).rows))
+        with self._lock:
+            if parts == self._merged[0]:
+                return self._merged[1]
+
+        missing = [part for part in parts if part not in self._by_part]
+        read: dict[str, dict[str, frozenset[str]]] = {part: {} for part in missing}
+        if missing:
+            for part, paths in store.query(PART_TYPES_SQL, {"parts": missing}).rows:
+                read[part] = {path: frozenset(types) for path, types in paths.items()}
+
+        with self._lock:
+            self._by_part.update(read)
+            for gone in set(self._by_part) - set(parts):
+                del self._by_part[gone]
+
+            merged: dict[str, frozenset[str]] = {}
+            for part in parts:
+                for path, types in self._by_part.get(part, {}).items():
+                    merged[path] = merged.get(path, frozenset()) | types
+            self._merged = (parts, merged)
+        return merged
+
+
+ACTIVE_PARTS_SQL = (
+    "SELECT name FROM system.parts WHERE database = currentDatabase() AND table = 'events' AND active"
+)
+PART_TYPES_SQL = (
+    "SELECT _part, distinctJSONPathsAndTypes(properties) FROM events "
+    "WHERE _part IN {parts:Array(String)} GROUP BY _part"
+)
+# One cache per open store; an entry goes with its store, so part names never mix across stores.
+_STORED_TYPES: weakref.WeakKeyDictionary[Store, StoredTypes] = weakref.WeakKeyDictionary()
+_STORED_TYPES_LOCK = threading.Lock()
+
+
+def stored_property_types(store: Store) -> dict[str, frozenset[str]]:
+    """Return the types stored at each property path of the store's events table."""
+    with _STORED_TYPES_LOCK:
+        cache = _STORED_TYPES.setdefault(store, StoredTypes())
+    return cache.lookup(store)
 
 
 def resource_limit_message(error_text: str, settings: Settings) -> str | None:
