@@ -10,6 +10,12 @@ gets `pb_t<n>.project_id = {pb_project:String}`, with the internal alias that qu
   the unmatched rows), or a LEFT join written with USING: wrapped in
   `(SELECT <public columns> FROM events WHERE project_id = ...) AS pb_t<n>`.
 
+The FROM table of a SELECT whose expressions or WHERE contain a subquery gets its guard as
+PREWHERE instead: ClickHouse 26.9 fails a correlated subquery such as
+`(SELECT count() FROM events f WHERE f.timestamp < e.timestamp)` with NOT_IMPLEMENTED ("can't find
+correlated column") when the outer table has a WHERE filter, and runs it with the same filter
+as PREWHERE (checked on chDB 4.4). PREWHERE on a MergeTree table reads the same rows.
+
 The first two keep the table read direct, which is faster. On chDB 4.4 with 2M events (1M in the
 project, 2 CPU cores, median of 7 runs), counting one property's distinct values took 31 ms with
 the WHERE guard and 74 ms with the table wrapped in the filtered subquery.
@@ -56,6 +62,7 @@ def _guard_select(select: exp.Select, project_id: str, guarded: set[int]) -> Non
     sources.extend((join.this, join) for join in joins)
 
     where_guards: list[exp.Expr] = []
+    prewhere_guards: list[exp.Expr] = []
     for index, (source, join) in enumerate(sources):
         if not is_events_table(source):
             continue
@@ -64,7 +71,9 @@ def _guard_select(select: exp.Select, project_id: str, guarded: set[int]) -> Non
         null_extended_later = any(_side(later) in _NULL_EXTENDING_SIDES for later in joins[index:])
         side = _side(join) if join is not None else ""
 
-        if not null_extended_later and side == "":
+        if not null_extended_later and join is None and _has_nested_query(select):
+            prewhere_guards.append(_guard_condition(source_name(source), project_id))
+        elif not null_extended_later and side == "":
             where_guards.append(_guard_condition(source_name(source), project_id))
         elif not null_extended_later and side == "LEFT" and join.args.get("on") is not None:
             on = join.args["on"]
@@ -73,10 +82,19 @@ def _guard_select(select: exp.Select, project_id: str, guarded: set[int]) -> Non
         else:
             source.replace(_filtered_events(source_name(source), project_id, guarded))
 
+    if prewhere_guards:
+        select.set("prewhere", exp.PreWhere(this=exp.and_(*prewhere_guards, copy=False)))
+
     if where_guards:
         where = select.args.get("where")
         conditions = [*where_guards, exp.paren(where.this, copy=False)] if where else where_guards
         select.set("where", exp.Where(this=exp.and_(*conditions, copy=False)))
+
+
+def _has_nested_query(select: exp.Select) -> bool:
+    """Return whether the SELECT list or WHERE of `select` contains a subquery, which may be correlated."""
+    parts = [*select.expressions, select.args.get("where")]
+    return any(part is not None and part.find(exp.Select) is not None for part in parts)
 
 
 def _side(join: exp.Join) -> str:

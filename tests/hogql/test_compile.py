@@ -135,8 +135,8 @@ CASES = [
     ),
     (
         "SELECT count() FROM events WHERE distinct_id IN (SELECT distinct_id FROM events WHERE event = 'signup')",
-        f"SELECT count() FROM events AS pb_t0 WHERE {GUARD} AND (distinct_id IN "
-        f"(SELECT distinct_id FROM events AS pb_t1 WHERE {GUARD_1} AND (event = {{pb_s0:String}}))) LIMIT 101",
+        f"SELECT count() FROM events AS pb_t0 PREWHERE {GUARD} WHERE distinct_id IN "
+        f"(SELECT distinct_id FROM events AS pb_t1 WHERE {GUARD_1} AND (event = {{pb_s0:String}})) LIMIT 101",
         {"pb_s0": "signup"},
         100,
     ),

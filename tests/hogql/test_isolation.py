@@ -78,6 +78,16 @@ CASES = [
         "SELECT arrayJoin(groupArray(distinct_id)) AS id FROM events",
         [("ua1",), ("ua2",)],
     ),
+    # Correlated subqueries in the SELECT list, with an equality and with a range condition.
+    (
+        "SELECT e.distinct_id, (SELECT count() FROM events AS f WHERE f.event = e.event) AS same FROM events AS e",
+        [("ua1", 1), ("ua2", 1)],
+    ),
+    (
+        "SELECT e.distinct_id, (SELECT count() FROM events AS f WHERE f.distinct_id <= e.distinct_id) AS upto "
+        "FROM events AS e",
+        [("ua1", 1), ("ua2", 2)],
+    ),
 ]
 
 
