@@ -33,7 +33,6 @@ RECIPE_ID = "account_health_score"
 PROJECT = "bench"
 NEIGHBOUR = "neighbour"
 AS_OF = dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc)
-ACCOUNTS = 500
 QUERIES_TIME_CAP_S = 600.0
 
 # Row `number` of `total`: timestamps spread evenly over the 60 days before as_of. Every 2,000th
@@ -156,7 +155,7 @@ LIMIT 100
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000], help="Events in the project, one run per size.")
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000], help="Events per project, one measurement per size.")
     parser.add_argument("--runs", type=int, default=7, help="Timed rounds per size, after one warm-up round.")
     return parser.parse_args()
 
@@ -243,7 +242,7 @@ def load_events(store: Store, total: int) -> None:
         client.command("OPTIMIZE TABLE events FINAL")
 
     store.create_project(PROJECT)
-    # Record the property types as ingestion would from the first events it sees.
+    # Record the property types as ingestion does from the first events it receives.
     sample = EventRow(uuid="00000000-0000-4000-8000-000000000000", event="subscription_started", distinct_id="u",
                       timestamp=AS_OF, properties={"account_id": "acct-0", "plan": "pro", "mrr": 100, "$browser": "Chrome"})
     store.record_definitions(PROJECT, [sample])

@@ -10,15 +10,15 @@ gets `pb_t<n>.project_id = {pb_project:String}`, with the internal alias that qu
   the unmatched rows), or a LEFT join written with USING: wrapped in
   `(SELECT <public columns> FROM events WHERE project_id = ...) AS pb_t<n>`.
 
-The FROM table of a SELECT whose expressions or WHERE contain a subquery gets its guard as
-PREWHERE instead: ClickHouse 26.9 fails a correlated subquery such as
-`(SELECT count() FROM events f WHERE f.timestamp < e.timestamp)` with NOT_IMPLEMENTED ("can't find
-correlated column") when the outer table has a WHERE filter, and runs it with the same filter
-as PREWHERE (checked on chDB 4.4). PREWHERE on a MergeTree table reads the same rows.
-
 The first two keep the table read direct, which is faster. On chDB 4.4 with 2M events (1M in the
 project, 2 CPU cores, median of 7 runs), counting one property's distinct values took 31 ms with
 the WHERE guard and 74 ms with the table wrapped in the filtered subquery.
+
+The FROM table of a SELECT whose expressions or WHERE contain a subquery gets its guard as
+PREWHERE instead, because ClickHouse 26.9 fails a correlated subquery such as
+`(SELECT count() FROM events f WHERE f.timestamp < e.timestamp)` with NOT_IMPLEMENTED ("can't find
+correlated column") when the outer table has a WHERE filter, and runs it with the same filter
+as PREWHERE (checked on chDB 4.4). PREWHERE on a MergeTree table reads the same rows.
 
 NOTE: the guard limits the rows a query returns. ClickHouse may still evaluate the user's
 conditions on rows of neighbouring projects inside granules that the primary key index could

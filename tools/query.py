@@ -25,12 +25,12 @@ from pulseboard.tools.errors import QueryFailedError, UserInputError, clickhouse
 
 logger = logging.getLogger(__name__)
 
-# Rows one query may read from the store, summed over every table scan. A full scan of a billion
-# events is beyond what an interactive answer needs; a narrower time range reads fewer rows.
+# Rows one query may read from the store, summed over every table scan. No interactive query
+# needs to read a billion events, and a narrower time range reads fewer.
 MAX_ROWS_TO_READ = 1_000_000_000
 
 # What to do when a query hits a resource limit, by ClickHouse error code. The result row limit
-# never fails a query: the result is cut, and `truncation_notice` says so.
+# never fails a query: the result is cut, and `truncation_notice` explains the cut.
 NARROW_BY_TIME = "add or shorten a time range, such as WHERE timestamp >= now() - INTERVAL 7 DAY"
 LIMIT_ADVICE = {
     "TIMEOUT_EXCEEDED": (
@@ -187,8 +187,8 @@ class StoredTypes:
 
         with self._lock:
             self._by_part.update(read)
-            for gone in set(self._by_part) - set(parts):
-                del self._by_part[gone]
+            for inactive in set(self._by_part) - set(parts):
+                del self._by_part[inactive]
 
             merged: dict[str, frozenset[str]] = {}
             for part in parts:
