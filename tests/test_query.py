@@ -151,14 +151,18 @@ def test_filters_through_run_hogql(store: Store, settings: Settings):
     assert output.rows == [[1]]
 
 
-def test_explain_prints_compiled_sql(tmp_path):
+def run_cli(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """Run `pulseboard` with its data in `tmp_path`, as a user would from a shell."""
     environment = {**os.environ, "PULSEBOARD_DATA_DIR": str(tmp_path)}
     pulseboard = str(Path(sys.executable).with_name("pulseboard"))
-    subprocess.run([pulseboard, "project", "create", "shop"], env=environment, check=True, capture_output=True, timeout=120)
+    return subprocess.run([pulseboard, *arguments], env=environment, capture_output=True, text=True, timeout=120)
 
-    explained = subprocess.run(
-        [pulseboard, "query", "--project", "shop", "--explain", "SELECT properties.plan AS plan, count() FROM events GROUP BY plan"],
-        env=environment, capture_output=True, text=True, timeout=120,
+
+def test_explain_prints_compiled_sql(tmp_path):
+    assert run_cli(tmp_path, "project", "create", "shop").returncode == 0
+
+    explained = run_cli(
+        tmp_path, "query", "--project", "shop", "--explain", "SELECT properties.plan AS plan, count() FROM events GROUP BY plan"
     )
 
     assert explained.returncode == 0, explained.stderr
@@ -169,14 +173,9 @@ def test_explain_prints_compiled_sql(tmp_path):
 
 
 def test_explain_reports_compile_error(tmp_path):
-    environment = {**os.environ, "PULSEBOARD_DATA_DIR": str(tmp_path)}
-    pulseboard = str(Path(sys.executable).with_name("pulseboard"))
-    subprocess.run([pulseboard, "project", "create", "shop"], env=environment, check=True, capture_output=True, timeout=120)
+    assert run_cli(tmp_path, "project", "create", "shop").returncode == 0
 
-    explained = subprocess.run(
-        [pulseboard, "query", "--project", "shop", "--explain", "SELECT * FROM system.tables"],
-        env=environment, capture_output=True, text=True, timeout=120,
-    )
+    explained = run_cli(tmp_path, "query", "--project", "shop", "--explain", "SELECT * FROM system.tables")
 
     assert explained.returncode == 2
     assert explained.stdout == ""
