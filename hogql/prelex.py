@@ -3,6 +3,8 @@
 - A bare word containing `$` (`$session_id`, `properties.$browser`) becomes a quoted identifier,
   because sqlglot 30.31 fails to tokenize `$` outside quotes.
 - A Markdown code fence around the query is dropped; any other triple backtick is rejected.
+- A keyword right after a dot, as in `properties.when` or `properties.from`, becomes a quoted
+  identifier, because after a dot it can only be a name and sqlglot would read it as a keyword.
 - The regex operators `a =~ b` and `a !~ b` become `a REGEXP b` and `a NOT REGEXP b`, which
   sqlglot parses as ClickHouse's `match(a, b)`; it would read `=~` as `=` and a bitwise `~`.
 - `{name}` and `{variables.name}` become parameter markers that parse as ClickHouse query
@@ -35,6 +37,13 @@ MARKER_PREFIX = "pb_marker_"
 _PLACEHOLDER = re.compile(r"\{\s*(variables\s*\.\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 _WORD_CHARACTERS = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
 _LINE_COMMENT_STARTS = ("--", "#")
+# Keywords that sqlglot 30.31 fails to read as the name after a dot (`properties.when`), found by
+# compiling `properties.<keyword>` for every single-word keyword of its ClickHouse tokenizer.
+KEYWORDS_AFTER_DOT = frozenset({
+    "AND", "BETWEEN", "DISTINCT", "DIV", "ELSE", "EXCEPT", "FROM", "HAVING", "ILIKE", "IN", "INTERSECT",
+    "INTERVAL", "IS", "JOIN", "LIKE", "LIMIT", "NOT", "OFFSET", "ON", "OR", "OVER", "PREWHERE", "QUALIFY",
+    "SELECT", "THEN", "UNION", "USING", "WHEN", "WHERE", "WITH",
+})
 # HogQL's regex match operators and the SQL that replaces them, with spaces around it so
 # `a=~b` still reads as three tokens.
 REGEX_OPERATORS = {"=~": " REGEXP ", "!~": " NOT REGEXP "}
@@ -107,6 +116,10 @@ def _scan_one(
         return position + 1
 
     end = word.end()
+    if _follows_name_and_dot(text, position) and word.group().upper() in KEYWORDS_AFTER_DOT:
+        source.append(f"`{word.group()}`", position, end, verbatim=False)
+        return end
+
     if "$" not in word.group():
         source.append(word.group(), position, end, verbatim=True)
         return end
@@ -122,6 +135,14 @@ def _scan_one(
     # A word contains no quote characters, so backticks quote it without escaping.
     source.append(f"`{word.group()}`", position, end, verbatim=False)
     return end
+
+
+def _follows_name_and_dot(text: str, position: int) -> bool:
+    """Return whether `text[position]` starts the part after a dot in a dotted name such as `e.x`."""
+    if position < 2 or text[position - 1] != ".":
+        return False
+    before = text[position - 2]
+    return before.isalnum() or before in "_`$\""
 
 
 def _quoted_end(text: str, start: int, source: SourceText) -> int:

@@ -181,6 +181,16 @@ TYPED_SUBCOLUMN_READS = [
 ]
 
 
+def test_properties_keyword_key(new_project):
+    project = new_project()
+    project.insert({"distinct_id": "k1", "properties": {"when": "later", "from": "email"}}, {"distinct_id": "k2"})
+
+    result = project.run("SELECT properties.when, properties.from FROM events WHERE properties.from IS NOT NULL")
+
+    assert result.columns == ("properties.when", "properties.from")
+    assert result.rows == [("later", "email")]
+
+
 @pytest.fixture(scope="module")
 def single_typed_project(new_project, hogql_ch):
     project = new_project()
