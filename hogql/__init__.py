@@ -2,7 +2,7 @@
 ClickHouse SQL with bound parameters. Imports nothing else from pulseboard and does no I/O."""
 
 from .compiler import compile_query
-from .context import CompiledQuery, CompileContext, PropertyType
+from .context import CompiledQuery, CompileContext, PropertyType, QueryFilters
 from .errors import (
     HogQLError,
     HogQLSyntaxError,
@@ -25,6 +25,7 @@ __all__ = [
     "PlaceholderError",
     "PropertyAccessError",
     "PropertyType",
+    "QueryFilters",
     "UnknownColumnError",
     "UnknownFunctionError",
     "UnknownTableError",

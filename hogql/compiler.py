@@ -6,6 +6,7 @@ import re
 
 from .columns import expand_stars, localize_timestamps
 from .context import CompiledQuery, CompileContext
+from .filters import expand_filters
 from .guard import guard_projects
 from .limits import add_truncation_probe, apply_limits
 from .parse import parse
@@ -35,6 +36,7 @@ def compile_query(text: str, context: CompileContext) -> CompiledQuery:
 
     prelexed = prelex(text, context.placeholders)
     parsed = parse(prelexed, context.placeholders)
+    expand_filters(parsed, context.filters)
     validate(parsed)
     tree, row_cap = apply_limits(parsed, context)
     hogql = print_hogql(tree)

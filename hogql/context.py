@@ -13,13 +13,31 @@ _EMPTY: Mapping = MappingProxyType({})
 
 
 @dataclass(frozen=True)
+class QueryFilters:
+    """The date range that `{filters}` expands to: `date_from` inclusive, `date_to` exclusive.
+
+    Each is an ISO 8601 date or time (read in the project's timezone unless it carries an
+    offset) or a relative date such as `-7d`; None leaves that side open.
+    """
+
+    date_from: str | None = None
+    date_to: str | None = None
+
+
+@dataclass(frozen=True)
 class CompileContext:
     """The caller's project, as the compiler needs it.
 
     `property_types` maps a property path (`"account_id"`, `"$browser"`, nested `"a.b"`) to its
     recorded type; a path that is missing reads as String. `placeholders` maps a name to
     `(value, ClickHouse type)`, for example `("acme", "String")` or `(30, "Int64")`, and fills
-    both `{name}` and `{variables.name}`.
+    both `{name}` and `{variables.name}`. `filters` fills `{filters}`; without it `{filters}`
+    reads as `true`.
+
+    `stored_types` maps a property path to every ClickHouse type the events table stores at it
+    (`{"account_id": frozenset({"String"})}`), or a superset of them. A path stored with exactly
+    one plain type is read from its typed subcolumn, such as `properties.account_id.:String`,
+    which reads faster than a conversion of the dynamic value and gives the same result.
     """
 
     project_id: str
@@ -28,6 +46,8 @@ class CompileContext:
     timezone: str = "UTC"
     default_limit: int = 100
     max_limit: int = 10_000
+    filters: QueryFilters | None = None
+    stored_types: Mapping[str, frozenset[str]] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True)

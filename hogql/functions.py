@@ -214,6 +214,17 @@ DENIED_FUNCTIONS = {
     "getServerSetting": "Server settings cannot be read.",
     "hasColumnInTable": "Other tables cannot be inspected.",
     "throwIf": "Functions that raise errors on purpose are not allowed.",
+    **{
+        name: "Functions that describe the server are not allowed."
+        for name in (
+            "currentUser", "current_user", "user", "currentDatabase", "database", "currentSchemas",
+            "currentRoles", "enabledRoles", "defaultRoles", "currentProfiles", "enabledProfiles",
+            "defaultProfiles", "currentQueryID", "queryID", "initialQueryID", "version", "hostName",
+            "hostname", "fqdn", "FQDN", "serverUUID", "uptime", "tcpPort", "shardNum", "shardCount",
+            "buildId", "revision", "displayName", "getMacro", "getOSKernelVersion", "filesystemAvailable",
+            "filesystemCapacity", "filesystemUnreserved", "zookeeperSessionUptime", "getClientHTTPHeader",
+        )
+    },
 }
 _DICTIONARY_PREFIX = "dictget"
 _TABLE_FUNCTION_REASON = "Table functions cannot be used; query the events table instead."

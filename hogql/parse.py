@@ -141,7 +141,10 @@ def _check_query_start(tokens: list[Token], source: SourceText) -> None:
     if first.token_type in _QUERY_STARTS:
         return
     if first.token_type not in _NOT_KEYWORDS and first.text[:1].isalpha():
-        return
+        # Statements such as KILL fail sqlglot's parse with a message about their later clauses.
+        raise source.error_at_rewritten(
+            NotAllowedError, f"Only SELECT queries are allowed; found {first.text.upper()}.", first.start, first.end + 1
+        )
 
     start, end = source.original_span(first.start, first.end + 1)
     found = source.original[start:end]

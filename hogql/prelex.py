@@ -3,9 +3,14 @@
 - A bare word containing `$` (`$session_id`, `properties.$browser`) becomes a quoted identifier,
   because sqlglot 30.31 fails to tokenize `$` outside quotes.
 - A Markdown code fence around the query is dropped; any other triple backtick is rejected.
+- A keyword right after a dot, as in `properties.when` or `properties.from`, becomes a quoted
+  identifier, because after a dot it can only be a name and sqlglot would read it as a keyword.
+- The regex operators `a =~ b` and `a !~ b` become `a REGEXP b` and `a NOT REGEXP b`, which
+  sqlglot parses as ClickHouse's `match(a, b)`; it would read `=~` as `=` and a bitwise `~`.
 - `{name}` and `{variables.name}` become parameter markers that parse as ClickHouse query
   parameters; the parse step swaps in the caller's name and declared type. Any other `{...}` is
-  rejected here, because sqlglot silently parses `{filters}` as an empty `map()`.
+  rejected here, because sqlglot silently parses `{filters}` as an empty `map()`. `{filters}`
+  becomes a marker that filters.py expands into the caller's date range.
 
 String literals, quoted identifiers and comments are copied unchanged, so a `$` or a brace inside
 them is never rewritten.
@@ -32,6 +37,16 @@ MARKER_PREFIX = "pb_marker_"
 _PLACEHOLDER = re.compile(r"\{\s*(variables\s*\.\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 _WORD_CHARACTERS = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
 _LINE_COMMENT_STARTS = ("--", "#")
+# Keywords that sqlglot 30.31 fails to read as the name after a dot (`properties.when`), found by
+# compiling `properties.<keyword>` for every single-word keyword of its ClickHouse tokenizer.
+KEYWORDS_AFTER_DOT = frozenset({
+    "AND", "BETWEEN", "DISTINCT", "DIV", "ELSE", "EXCEPT", "FROM", "HAVING", "ILIKE", "IN", "INTERSECT",
+    "INTERVAL", "IS", "JOIN", "LIKE", "LIMIT", "NOT", "OFFSET", "ON", "OR", "OVER", "PREWHERE", "QUALIFY",
+    "SELECT", "THEN", "UNION", "USING", "WHEN", "WHERE", "WITH",
+})
+# HogQL's regex match operators and the SQL that replaces them, with spaces around it so
+# `a=~b` still reads as three tokens.
+REGEX_OPERATORS = {"=~": " REGEXP ", "!~": " NOT REGEXP "}
 
 
 @dataclass
@@ -80,6 +95,11 @@ def _scan_one(
         source.append(text[position:end], position, end, verbatim=True)
         return end
 
+    operator = text[position : position + 2]
+    if operator in REGEX_OPERATORS:
+        source.append(REGEX_OPERATORS[operator], position, position + 2, verbatim=False)
+        return position + 2
+
     if character == "{":
         return _replace_placeholder(text, position, placeholders, result)
 
@@ -96,6 +116,10 @@ def _scan_one(
         return position + 1
 
     end = word.end()
+    if _follows_name_and_dot(text, position) and word.group().upper() in KEYWORDS_AFTER_DOT:
+        source.append(f"`{word.group()}`", position, end, verbatim=False)
+        return end
+
     if "$" not in word.group():
         source.append(word.group(), position, end, verbatim=True)
         return end
@@ -111,6 +135,14 @@ def _scan_one(
     # A word contains no quote characters, so backticks quote it without escaping.
     source.append(f"`{word.group()}`", position, end, verbatim=False)
     return end
+
+
+def _follows_name_and_dot(text: str, position: int) -> bool:
+    """Return whether `text[position]` starts the part after a dot in a dotted name such as `e.x`."""
+    if position < 2 or text[position - 1] != ".":
+        return False
+    before = text[position - 2]
+    return before.isalnum() or before in "_`$\""
 
 
 def _quoted_end(text: str, start: int, source: SourceText) -> int:
@@ -189,6 +221,11 @@ def _replace_placeholder(
         )
 
     name = match.group(2)
+    if name == "filters" and match.group(1) is None:
+        # expand_filters (filters.py) replaces this marker with the caller's date range.
+        source.append("{pb_filters:String}", start, match.end(), verbatim=False)
+        return match.end()
+
     _check_placeholder_name(name, placeholders, source, start, match.end())
 
     marker = f"{{{MARKER_PREFIX}{len(result.placeholder_names)}:String}}"

@@ -31,37 +31,51 @@ class _HogQLEchoGenerator(HogQLGenerator):
 
 def print_hogql(tree: exp.Expr) -> str:
     """Print the query as normalised HogQL, with placeholders as `{name}` and literals inline."""
-    return _generate(_HogQLEchoGenerator, tree)
+    # The generator rewrites some nodes in place, such as a UNION with a LIMIT, and later steps
+    # still need the tree, so the echo prints a copy.
+    return _generate(_HogQLEchoGenerator, tree, copy=True)
 
 
 def print_clickhouse(tree: exp.Expr, context: CompileContext) -> tuple[str, dict[str, object]]:
     """Bind literals and return the ClickHouse SQL with its parameters."""
-    _bind_string_literals(tree)
-    for literal in tree.find_all(exp.Literal):
+    # One walk collects both node types; binding replaces string literals with placeholders.
+    literals: list[exp.Literal] = []
+    placeholders: list[exp.Placeholder] = []
+    for node in tree.walk(bfs=False):
+        if isinstance(node, exp.Literal):
+            literals.append(node)
+        elif isinstance(node, exp.Placeholder):
+            placeholders.append(node)
+
+    placeholders.extend(_bind_string_literals(literals))
+    for literal in literals:
         _check_number(literal)
 
-    parameters = _collect_parameters(tree, context)
-    return _generate(HogQLGenerator, tree), parameters
+    parameters = _collect_parameters(placeholders, context)
+    return _generate(HogQLGenerator, tree, copy=False), parameters
 
 
-def _generate(generator_class: type[HogQLGenerator], tree: exp.Expr) -> str:
+def _generate(generator_class: type[HogQLGenerator], tree: exp.Expr, *, copy: bool) -> str:
     generator = generator_class(dialect=DIALECT, comments=False, unsupported_level=ErrorLevel.RAISE)
     try:
-        return generator.generate(tree, copy=True)
+        return generator.generate(tree, copy=copy)
     except SqlglotUnsupportedError as error:
         raise UnsupportedError(f"The query uses syntax ClickHouse cannot express: {error}") from None
 
 
-def _bind_string_literals(tree: exp.Expr) -> None:
-    count = 0
-    for literal in list(tree.find_all(exp.Literal, bfs=False)):
+def _bind_string_literals(literals: list[exp.Literal]) -> list[exp.Placeholder]:
+    """Replace each user string literal with a bound parameter; return the new parameters."""
+    bound = []
+    for literal in literals:
         if not literal.is_string or literal.meta.get(INTERNAL_LITERAL_KEY):
             continue
         if literal.find_ancestor(exp.DataType):
             continue  # a type's own argument, such as the timezone in DateTime64(6, 'UTC')
 
-        literal.replace(parameter(f"{STRING_PARAMETER_PREFIX}{count}", "String", literal.this))
-        count += 1
+        placeholder = parameter(f"{STRING_PARAMETER_PREFIX}{len(bound)}", "String", literal.this)
+        literal.replace(placeholder)
+        bound.append(placeholder)
+    return bound
 
 
 def _check_number(literal: exp.Literal) -> None:
@@ -72,9 +86,9 @@ def _check_number(literal: exp.Literal) -> None:
         raise UnsupportedError(f"Invalid number literal {literal.this!r}.")
 
 
-def _collect_parameters(tree: exp.Expr, context: CompileContext) -> dict[str, object]:
+def _collect_parameters(placeholders: list[exp.Placeholder], context: CompileContext) -> dict[str, object]:
     parameters: dict[str, object] = {}
-    for placeholder in tree.find_all(exp.Placeholder, bfs=False):
+    for placeholder in placeholders:
         name = placeholder.name
         if placeholder.meta.get(USER_PLACEHOLDER_KEY):
             value = context.placeholders[name][0]

@@ -13,6 +13,13 @@ arrays, objects and null (tests/hogql/test_properties.py runs each case):
   reads "yes" and 2 as true.
 - DateTime: `parseDateTime64BestEffortOrNull(<string read>, 6, <project timezone>)`, as PostHog.
 
+A path whose events all store one plain type (CompileContext.stored_types) is read from its typed
+subcolumn instead, converted as above: `properties.x.:String` for a String read of strings, and
+`CAST(properties.x.:Int64 AS Nullable(Float64))` for a Numeric read of integers. A typed subcolumn
+is NULL for every other type, so it is exact only when no event stores another type there. On
+chDB 4.4 with 2M events of one String path, a GROUP BY over the typed read used 60 ms of CPU
+against 87 ms for the CAST (bench/bench_compiled_recipe.py has the whole-recipe figures).
+
 A missing key and a JSON null both read as NULL in every form. So a cast of a property read,
 such as `properties.amount::Float64`, casts to `Nullable(Float64)`: a cast of NULL to a type that
 is not Nullable fails the whole query (CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN on ClickHouse 26.9)
@@ -48,6 +55,9 @@ _NULLABLE_CAST_TYPES = (
     *exp.DataType.NUMERIC_TYPES, *exp.DataType.TEXT_TYPES, *exp.DataType.TEMPORAL_TYPES,
     exp.DType.BOOLEAN, exp.DType.UUID,
 )
+# Stored types whose typed subcolumn converts exactly like the dynamic value.
+_NUMERIC_STORED_TYPES = frozenset({"Int64", "UInt64", "Float64"})
+_FAST_STORED_TYPES = _NUMERIC_STORED_TYPES | {"String"}
 _NUMERIC_TYPE_PATTERN = re.compile(r"(Nullable\()?(U?Int\d+|Float\d+|Decimal\w*)\b")
 
 
@@ -55,7 +65,11 @@ def resolve_properties(tree: exp.Expr, context: CompileContext) -> None:
     """Replace every property access in the tree with a typed read."""
     for path in list(iter_property_paths(tree)):
         property_type = _read_type(path, context)
-        read = typed_read(_json_read(path), property_type, context.timezone)
+        stored_type = _single_stored_type(path, context)
+        if stored_type is None:
+            read = typed_read(_json_read(path), property_type, context.timezone)
+        else:
+            read = _typed_subcolumn_read(_json_read(path), stored_type, property_type, context.timezone)
         read.meta[PROPERTY_READ_KEY] = property_type
 
         node = path.node
@@ -68,12 +82,18 @@ def resolve_properties(tree: exp.Expr, context: CompileContext) -> None:
         node.replace(read)
 
 
-def typed_read(json_read: exp.Expr, property_type: PropertyType, timezone: str) -> exp.Expr:
-    """Wrap a read of the JSON column in the conversion for `property_type`."""
+def typed_read(
+    json_read: exp.Expr, property_type: PropertyType, timezone: str, *, string_read: exp.Expr | None = None
+) -> exp.Expr:
+    """Wrap a read of the JSON column in the conversion for `property_type`.
+
+    `string_read` replaces the String conversion of `json_read` when the caller has a faster one.
+    """
     if property_type == "Numeric":
         return call("accurateCastOrNull", json_read, internal_string("Float64"))
 
-    string_read = cast(json_read, "Nullable(String)")
+    if string_read is None:
+        string_read = cast(json_read, "Nullable(String)")
     if property_type == "Boolean":
         return call(
             "transform",
@@ -92,6 +112,30 @@ def typed_read(json_read: exp.Expr, property_type: PropertyType, timezone: str) 
         )
 
     return string_read
+
+
+def _single_stored_type(path: PropertyPath, context: CompileContext) -> str | None:
+    """Return the one type stored at the path when a typed subcolumn reads it exactly, else None."""
+    if any(not isinstance(key, str) for key in path.keys):
+        return None
+
+    stored = context.stored_types.get(path.type_key)
+    if stored is None or len(stored) != 1:
+        return None
+
+    (only,) = stored
+    return only if only in _FAST_STORED_TYPES else None
+
+
+def _typed_subcolumn_read(json_read: exp.Expr, stored_type: str, property_type: PropertyType, timezone: str) -> exp.Expr:
+    subcolumn = exp.JSONCast(this=json_read, to=exp.DataType.build(stored_type, dialect="clickhouse"))
+    if property_type == "Numeric" and stored_type in _NUMERIC_STORED_TYPES:
+        return cast(subcolumn, "Nullable(Float64)")
+    if property_type == "Numeric":
+        return call("accurateCastOrNull", subcolumn, internal_string("Float64"))
+
+    string_read = subcolumn if stored_type == "String" else cast(subcolumn, "Nullable(String)")
+    return typed_read(string_read, property_type, timezone, string_read=string_read)
 
 
 def _json_read(path: PropertyPath) -> exp.Expr:

@@ -33,8 +33,14 @@ def is_events_table(node: exp.Expr) -> bool:
 
 def check_tables(tree: exp.Expr, source: SourceText) -> None:
     """Check every FROM and JOIN source, and that no other source takes the name `events`."""
-    cte_names = {cte.alias for cte in tree.find_all(exp.CTE) if not cte.args.get("scalar")}
-    for cte in tree.find_all(exp.CTE):
+    # One walk feeds every check below; none of them changes the tree.
+    nodes: dict[type, list[exp.Expr]] = {}
+    for node in tree.walk():
+        nodes.setdefault(type(node), []).append(node)
+
+    ctes = nodes.get(exp.CTE, [])
+    cte_names = {cte.alias for cte in ctes if not cte.args.get("scalar")}
+    for cte in ctes:
         if cte.alias == EVENTS_TABLE:
             raise error_at(
                 source,
@@ -43,10 +49,10 @@ def check_tables(tree: exp.Expr, source: SourceText) -> None:
                 cte.args.get("alias"),
             )
 
-    for table in tree.find_all(exp.Table):
+    for table in nodes.get(exp.Table, []):
         _check_table(table, source, cte_names)
 
-    for subquery in tree.find_all(exp.Subquery):
+    for subquery in nodes.get(exp.Subquery, []):
         if subquery.alias == EVENTS_TABLE:
             raise error_at(
                 source,
@@ -56,10 +62,10 @@ def check_tables(tree: exp.Expr, source: SourceText) -> None:
                 subquery.args.get("alias"),
             )
 
-    for select in tree.find_all(exp.Select):
+    for select in nodes.get(exp.Select, []):
         _check_unique_source_names(select, source)
 
-    for node in tree.find_all(exp.In):
+    for node in nodes.get(exp.In, []):
         if isinstance(node.args.get("field"), (exp.Column, exp.Table)):
             raise error_at(
                 source,

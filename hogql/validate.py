@@ -33,7 +33,7 @@ ALLOWED_NODE_TYPES: frozenset[type[exp.Expr]] = frozenset({
     exp.Any, exp.All, exp.In, exp.Between, exp.Like, exp.ILike, exp.Is, exp.Not, exp.And,
     exp.Or, exp.Xor, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Add, exp.Sub,
     exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.IntDiv, exp.DPipe, exp.PropertyEQ, exp.Filter,
-    exp.CurrentDate,
+    exp.CurrentDate, exp.RegexpLike,
 })
 
 # Calls that keep the name the user wrote, checked against the function allowlists. The other
@@ -91,6 +91,7 @@ def validate(parsed: ParsedQuery) -> None:
     _check_query_arguments(parsed)
     check_tables(tree, source)
     _check_functions(tree, source)
+    _check_nested_aggregates(tree, source)
     check_names(tree, source)
     check_qualified_columns(tree, source)
     check_property_qualifiers(tree, source)
@@ -220,6 +221,45 @@ def _check_functions(tree: exp.Expr, source: SourceText) -> None:
 
         if function.canonical != name:
             node.set("this", function.canonical)
+
+
+def _check_nested_aggregates(tree: exp.Expr, source: SourceText) -> None:
+    """Reject `sum(count())`: ClickHouse fails it with ILLEGAL_AGGREGATION after reading the data.
+
+    An aggregate used as a window function, as in `sum(count()) OVER ()`, may contain one.
+    """
+    for node in tree.find_all(*NAMED_FUNCTION_TYPES):
+        if not _is_aggregate_call(node):
+            continue
+
+        outer = _enclosing_aggregate(node)
+        if outer is None:
+            continue
+
+        message = (
+            f"Aggregate function '{node.name}' cannot be used inside aggregate function '{outer.name}'. "
+            f"Aggregate in a subquery first, as in SELECT {outer.name}(n) FROM (SELECT {node.name}(...) AS n "
+            "FROM events GROUP BY ...)."
+        )
+        raise error_at_name(source, NotAllowedError, message, node)
+
+
+def _is_aggregate_call(node: exp.Expr) -> bool:
+    function = lookup_function(node.name)
+    return function is not None and function.is_aggregate
+
+
+def _enclosing_aggregate(node: exp.Expr) -> exp.Expr | None:
+    """Return the aggregate call whose arguments contain `node`, within the same SELECT."""
+    ancestor = node.parent
+    while ancestor is not None and not isinstance(ancestor, (exp.Select, exp.Subquery)):
+        if isinstance(ancestor, exp.Window):
+            return None
+        if isinstance(ancestor, NAMED_FUNCTION_TYPES) and _is_aggregate_call(ancestor):
+            if not isinstance(ancestor.parent, exp.Window):
+                return ancestor
+        ancestor = ancestor.parent
+    return None
 
 
 def _check_property_paths(tree: exp.Expr, source: SourceText) -> None:

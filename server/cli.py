@@ -415,15 +415,24 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     if url:
         with server_client(url, settings) as client:
             ensure_server_project(client, project_id)
-        result = call_running_server(url, settings, "analytics_query", {"hogql": args.hogql, "project_id": project_id})
+        arguments = {"hogql": args.hogql, "project_id": project_id, "include_sql": args.explain}
+        result = call_running_server(url, settings, "analytics_query", arguments)
     else:
         from pulseboard.tools.errors import call_tool
-        from pulseboard.tools.query import run_hogql
+        from pulseboard.tools.query import compile_hogql, run_hogql
 
         with OpenedStore(settings, "query") as store:
             ensure_project(store, project_id)
+            if args.explain:
+                compiled, _ = call_tool("query", lambda: compile_hogql(store, project_id, args.hogql))
+                print(compiled.sql)
+                return 0
             output = call_tool("query", lambda: run_hogql(store, settings, project_id, args.hogql))
         result = output.model_dump(mode="json")
+    if args.explain:
+        # Through a running server the query also runs, because analytics_query returns its SQL.
+        print(result["clickhouse_sql"])
+        return 0
     columns = [column["name"] for column in result["columns"]]
     print_rows(columns, result["rows"], args.format)
     if result["truncated"]:
@@ -754,6 +763,9 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("hogql", help="HogQL SELECT over the events table.")
     query.add_argument("--project", help="Project id; default PULSEBOARD_DEFAULT_PROJECT (default).")
     query.add_argument("--format", choices=["table", "json", "csv"], default="table", help="Output format; default table.")
+    query.add_argument(
+        "--explain", action="store_true", help="Print the compiled ClickHouse SQL instead of the rows."
+    )
     query.set_defaults(handler=cmd_query)
 
     importer = commands.add_parser("import", parents=[common], help="Import a CSV or JSON-lines export as events.")

@@ -135,8 +135,8 @@ CASES = [
     ),
     (
         "SELECT count() FROM events WHERE distinct_id IN (SELECT distinct_id FROM events WHERE event = 'signup')",
-        f"SELECT count() FROM events AS pb_t0 WHERE {GUARD} AND (distinct_id IN "
-        f"(SELECT distinct_id FROM events AS pb_t1 WHERE {GUARD_1} AND (event = {{pb_s0:String}}))) LIMIT 101",
+        f"SELECT count() FROM events AS pb_t0 PREWHERE {GUARD} WHERE distinct_id IN "
+        f"(SELECT distinct_id FROM events AS pb_t1 WHERE {GUARD_1} AND (event = {{pb_s0:String}})) LIMIT 101",
         {"pb_s0": "signup"},
         100,
     ),
@@ -183,8 +183,17 @@ CASES = [
     ),
     (
         "SELECT e.event, f.event FROM events AS e RIGHT JOIN events AS f ON e.distinct_id = f.distinct_id",
-        f'SELECT pb_t0.event AS "event", pb_t1.event AS "f.event" FROM {WRAPPED} AS pb_t0 RIGHT JOIN {WRAPPED} AS pb_t1 '
-        "ON pb_t0.distinct_id = pb_t1.distinct_id LIMIT 101",
+        'SELECT pb_t0.event AS "event", pb_t1.event AS "f.event" FROM events AS pb_t0 RIGHT JOIN events AS pb_t1 '
+        f"ON (pb_t0.distinct_id = pb_t1.distinct_id) AND {GUARD} WHERE {GUARD_1} LIMIT 101",
+        {},
+        100,
+    ),
+    (
+        "SELECT e.event, f.event FROM events AS e JOIN events AS f ON e.uuid = f.uuid "
+        "RIGHT JOIN events AS g ON f.distinct_id = g.distinct_id",
+        'SELECT pb_t0.event AS "event", pb_t1.event AS "f.event" FROM events AS pb_t0 JOIN events AS pb_t1 '
+        f"ON (pb_t0.uuid = pb_t1.uuid) AND {GUARD_1} RIGHT JOIN events AS pb_t2 "
+        f"ON (pb_t1.distinct_id = pb_t2.distinct_id) AND {GUARD} WHERE pb_t2.project_id = {{pb_project:String}} LIMIT 101",
         {},
         100,
     ),

@@ -150,12 +150,12 @@ BAD_QUERIES = [
         "{variables.other}",
     ),
     (
-        "SELECT event FROM events WHERE {filters}",
+        "SELECT event FROM events WHERE {variables.filters}",
         PlaceholderError,
         "Placeholder {filters} has no value. Placeholders given: days, plan.",
         1,
         32,
-        "{filters}",
+        "{variables.filters}",
     ),
     (
         "SELECT {x:String}",

@@ -78,6 +78,28 @@ CASES = [
         "SELECT arrayJoin(groupArray(distinct_id)) AS id FROM events",
         [("ua1",), ("ua2",)],
     ),
+    # RIGHT joins keep the tables direct and hold the guard in ON and WHERE.
+    (
+        "SELECT e.distinct_id, f.distinct_id FROM events AS e RIGHT JOIN events AS f "
+        "ON e.event = f.event AND e.distinct_id != f.distinct_id",
+        [(None, "ua1"), (None, "ua2")],
+    ),
+    ("SELECT count() FROM events AS e CROSS JOIN events AS f RIGHT JOIN events AS g ON e.event = g.event", [(4,)]),
+    (
+        "SELECT e.distinct_id, g.distinct_id FROM events AS e JOIN events AS f ON e.uuid = f.uuid "
+        "RIGHT JOIN events AS g ON f.event = g.event ORDER BY g.distinct_id",
+        [("ua1", "ua1"), ("ua2", "ua2")],
+    ),
+    # Correlated subqueries in the SELECT list, with an equality and with a range condition.
+    (
+        "SELECT e.distinct_id, (SELECT count() FROM events AS f WHERE f.event = e.event) AS same FROM events AS e",
+        [("ua1", 1), ("ua2", 1)],
+    ),
+    (
+        "SELECT e.distinct_id, (SELECT count() FROM events AS f WHERE f.distinct_id <= e.distinct_id) AS upto "
+        "FROM events AS e",
+        [("ua1", 1), ("ua2", 2)],
+    ),
 ]
 
 

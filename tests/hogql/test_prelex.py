@@ -17,6 +17,11 @@ REWRITES = [
     ("SELECT 'it''s {days}', 'a\\'{days}'", "SELECT 'it''s {days}', 'a\\'{days}'"),
     ("SELECT {days}, { days }, {variables.days}", "SELECT {pb_marker_0:String}, {pb_marker_1:String}, {pb_marker_2:String}"),
     ("SELECT ü, naïve_$x", "SELECT ü, `naïve_$x`"),
+    ("SELECT properties.when, e.properties.from", "SELECT properties.`when`, e.properties.`from`"),
+    ("SELECT properties.$set.limit, properties.order", "SELECT properties.`$set`.`limit`, properties.order"),
+    ("SELECT 1 IN (1) AND x.y OR 2", "SELECT 1 IN (1) AND x.y OR 2"),
+    ("SELECT a=~'b', a!~'c'", "SELECT a REGEXP 'b', a NOT REGEXP 'c'"),
+    ("SELECT count() FROM events WHERE {filters}", "SELECT count() FROM events WHERE {pb_filters:String}"),
 ]
 
 

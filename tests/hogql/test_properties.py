@@ -6,6 +6,8 @@ import datetime
 
 import pytest
 
+from pulseboard.hogql import CompileContext, compile_query
+
 # One event per distinct_id; the same keys hold numbers, strings, booleans, arrays, null or nothing.
 STORED = {
     "r1": {
@@ -152,3 +154,90 @@ def test_properties_to_string_reads_text_as_sent(typed_project):
     )
 
     assert result.rows == [("r1", "42"), ("r2", "42.5"), ("r3", "abc"), ("r4", "[1]")]
+
+
+# Each path stores one type in every event, so typed subcolumn reads are exact.
+SINGLE_TYPED = [
+    {"distinct_id": "s1", "properties": {"account": "acme", "seats": 3, "price": 9.5, "flag": "true"}},
+    {"distinct_id": "s2", "properties": {"account": "globex", "seats": 12, "price": 20.25, "flag": "false"}},
+    {"distinct_id": "s3", "properties": {"account": "42", "seats": 7, "price": 1.0}},
+    {"distinct_id": "s4", "properties": {}},
+]
+STORED_TYPES = {
+    "account": frozenset({"String"}), "seats": frozenset({"Int64"}), "price": frozenset({"Float64"}),
+    "flag": frozenset({"String"}),
+}
+SINGLE_TYPES = {"account": "String", "seats": "Numeric", "price": "Numeric", "flag": "Boolean"}
+
+# (query, rows) on SINGLE_TYPED, ordered by distinct_id
+TYPED_SUBCOLUMN_READS = [
+    ("SELECT properties.account FROM events", [("acme",), ("globex",), ("42",), (None,)]),
+    ("SELECT properties.seats, properties.price FROM events", [(3.0, 9.5), (12.0, 20.25), (7.0, 1.0), (None, None)]),
+    ("SELECT toString(properties.seats), toString(properties.price) FROM events", [("3", "9.5"), ("12", "20.25"), ("7", "1"), (None, None)]),
+    ("SELECT toFloat(properties.account), toInt(properties.seats) FROM events", [(None, 3), (None, 12), (42.0, 7), (None, None)]),
+    ("SELECT properties.flag = true, properties.flag = false FROM events", [(1, 0), (0, 1), (None, None), (None, None)]),
+    ("SELECT properties.seats > 5, properties.account = 'acme' FROM events", [(0, 1), (1, 0), (1, 0), (None, None)]),
+    ("SELECT properties.price::Float64 FROM events", [(9.5,), (20.25,), (1.0,), (None,)]),
+]
+
+
+def test_properties_keyword_key(new_project):
+    project = new_project()
+    project.insert({"distinct_id": "k1", "properties": {"when": "later", "from": "email"}}, {"distinct_id": "k2"})
+
+    result = project.run("SELECT properties.when, properties.from FROM events WHERE properties.from IS NOT NULL")
+
+    assert result.columns == ("properties.when", "properties.from")
+    assert result.rows == [("later", "email")]
+
+
+@pytest.fixture(scope="module")
+def single_typed_project(new_project, hogql_ch):
+    project = new_project()
+    project.insert(*SINGLE_TYPED)
+    stored = hogql_ch.query(
+        "SELECT distinctJSONPathsAndTypes(properties) FROM events WHERE project_id = {p:String}",
+        parameters={"p": project.project_id},
+    ).result_rows[0][0]
+    assert {path: frozenset(types) for path, types in stored.items()} == STORED_TYPES
+    return project
+
+
+@pytest.mark.parametrize(("text", "rows"), TYPED_SUBCOLUMN_READS)
+def test_properties_typed_subcolumn_matches_dynamic_read(single_typed_project, text, rows):
+    text += " ORDER BY distinct_id"
+    typed = single_typed_project.run(text, property_types=SINGLE_TYPES, stored_types=STORED_TYPES)
+    dynamic = single_typed_project.run(text, property_types=SINGLE_TYPES)
+
+    assert ".:" in typed.compiled.sql
+    assert ".:" not in dynamic.compiled.sql
+    assert typed.rows == rows
+    assert dynamic.rows == rows
+
+
+@pytest.mark.parametrize(
+    ("stored", "read"),
+    [
+        (frozenset({"String"}), 'properties."account".:String'),
+        (frozenset({"String", "Int64"}), 'CAST(properties."account" AS Nullable(String))'),
+        (frozenset({"Array(Nullable(String))"}), 'CAST(properties."account" AS Nullable(String))'),
+        (frozenset({"Int64"}), 'CAST(properties."account".:Int64 AS Nullable(String))'),
+        (frozenset({"Bool"}), 'CAST(properties."account" AS Nullable(String))'),
+    ],
+)
+def test_properties_typed_subcolumn_only_for_one_plain_type(stored, read):
+    compiled = compile_query(
+        "SELECT properties.account AS a FROM events",
+        CompileContext(project_id="p1", stored_types={"account": stored}),
+    )
+    assert compiled.sql == (
+        f"SELECT {read} AS a FROM events AS pb_t0 WHERE pb_t0.project_id = {{pb_project:String}} LIMIT 101"
+    )
+
+
+def test_properties_array_index_reads_dynamic_value():
+    compiled = compile_query(
+        "SELECT properties.items[1].sku AS sku FROM events",
+        CompileContext(project_id="p1", stored_types={"items.sku": frozenset({"String"})}),
+    )
+    assert ".:" not in compiled.sql

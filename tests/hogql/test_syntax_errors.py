@@ -326,7 +326,7 @@ ACCEPTED = [
     ("SELECT interval FROM (SELECT 1 AS interval)", "SELECT interval FROM (SELECT 1 AS interval) LIMIT 100"),
     (
         "SELECT properties.order, properties.group, properties.limit, properties.where FROM events",
-        "SELECT properties.order, properties.group, properties.limit, properties.where FROM events LIMIT 100",
+        "SELECT properties.order, properties.group, properties.\"limit\", properties.\"where\" FROM events LIMIT 100",
     ),
     ("SELECT event AS from FROM events", "SELECT event AS from FROM events LIMIT 100"),
     ("SELECT and(1, 0), or(1, 0)", "SELECT and(1, 0), or(1, 0) LIMIT 100"),
