@@ -17,10 +17,12 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pulseboard.server.admin import admin_routes
+from pulseboard.server.capture import capture_routes
 from pulseboard.server.ingest import EventWriter, ingest_routes
 from pulseboard.server.mcp_server import create_mcp
 from pulseboard.server.public import PublicationCache, compute_publication, public_routes
 from pulseboard.server.runtime import Runtime
+from pulseboard.server.webhooks import webhook_routes
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +105,8 @@ def create_app(runtime: Runtime, *, api_token: str) -> Starlette:
         routes=[
             Route("/health", health),
             *ingest_routes(),
+            *capture_routes(),
+            *webhook_routes(),
             *admin_routes(),
             *public_routes(),
             Mount("/", app=mcp_app),  # last: a root mount matches every path

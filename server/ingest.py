@@ -733,7 +733,7 @@ async def _ingest(
     count = 0
     error_code = ""
     try:
-        await _authenticate(request, project_id)
+        await authenticate(request, project_id)
         encoding = _check_content_headers(request)
         body = decompress(await read_body(request), encoding)
         if len(body) > OFFLOAD_BODY_BYTES:
@@ -767,7 +767,8 @@ def error_response(error: IngestError) -> JSONResponse:
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
-async def _authenticate(request: Request, project_id: str) -> None:
+async def authenticate(request: Request, project_id: str) -> None:
+    """Accept the project's ingestion key or the API token as a bearer token; raise IngestError 401 or 404."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
