@@ -245,6 +245,10 @@ def check_port_free(settings: Settings) -> None:
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+        # uvicorn binds with SO_REUSEADDR too. Without it, the probe fails for about a minute after
+        # a crash, while the dead server's connections are in TIME_WAIT; a listening socket still
+        # makes the bind fail on Linux.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((settings.host, settings.port))
         except OSError as error:
