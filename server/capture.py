@@ -149,7 +149,8 @@ async def _project_for_key(request: Request, payload: Any) -> str:
             "Missing project API key; send the project's ingestion key as api_key in the body",
             code="missing_key",
         )
-    project_id = await asyncio.to_thread(request.app.state.runtime.store.project_for_ingest_key, key)
+    store = request.app.state.runtime.store
+    project_id = store.cached_project_for_ingest_key(key) or await asyncio.to_thread(store.project_for_ingest_key, key)
     if project_id is None:
         raise IngestError(401, "Invalid project API key", code="invalid_key")
     return project_id

@@ -70,6 +70,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -590,6 +591,8 @@ class EventWriter:
     raises the insert's exception if it failed. When a grouped insert of several callers fails, each
     caller's events are inserted again on their own, so one caller's bad events cannot fail the
     others. A caller that is cancelled while it waits may still have its events stored.
+    Events whose uuid the project already stores, or that repeat an earlier uuid of the same
+    insert, are skipped (`insert_events(..., skip_stored=True)`).
     Use it from one event loop, as `async with EventWriter(store) as writer:`.
     `insert_count` counts the `store.insert_events` calls made, retries included.
 
@@ -690,7 +693,7 @@ class EventWriter:
 
     async def _insert(self, project_id: str, events: list[EventRow]) -> None:
         self.insert_count += 1
-        await asyncio.to_thread(self.store.insert_events, project_id, events)
+        await asyncio.to_thread(partial(self.store.insert_events, project_id, events, skip_stored=True))
 
 
 def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
@@ -785,7 +788,8 @@ async def authenticate(request: Request, project_id: str) -> None:
 
     valid = PROJECT_ID_PATTERN.match(project_id) is not None
     if valid:
-        valid = await asyncio.to_thread(store.check_ingest_key, project_id, key.strip())
+        cached = store.cached_ingest_key_check(project_id, key.strip())
+        valid = cached if cached is not None else await asyncio.to_thread(store.check_ingest_key, project_id, key.strip())
     if not valid:
         # An unknown project gets the same response as a wrong key, so project ids cannot be probed.
         raise IngestError(401, "Invalid ingestion key for this project", code="invalid_key")

@@ -383,11 +383,11 @@ class Store:
         The lookup query cost about 1.9 ms per ingestion request and halved HTTP throughput in
         bench/bench_ingest.py, so a project's hash is kept for INGEST_KEY_CACHE_S seconds.
         """
-        now = time.monotonic()
-        cached = self._ingest_key_hashes.get(project_id)
-        if cached is not None and cached[1] > now:
-            return keys_match(key, cached[0])
+        cached = self.cached_ingest_key_check(project_id, key)
+        if cached is not None:
+            return cached
 
+        now = time.monotonic()
         rows = self._query(
             "SELECT ingest_key_hash FROM projects FINAL WHERE project_id = {p:String}",
             {"p": project_id},
@@ -400,6 +400,24 @@ class Store:
         stored_hash = rows[0][0]
         self._ingest_key_hashes[project_id] = (stored_hash, now + INGEST_KEY_CACHE_S)
         return keys_match(key, stored_hash)
+
+    def cached_ingest_key_check(self, project_id: str, key: str) -> bool | None:
+        """Return check_ingest_key's result from the cache, or None when it needs a query.
+
+        Callers on an event loop use this first, because handing the check to a worker thread cost
+        more than the check itself (bench/ingest_server.py --profile).
+        """
+        cached = self._ingest_key_hashes.get(project_id)
+        if cached is None or cached[1] <= time.monotonic():
+            return None
+        return keys_match(key, cached[0])
+
+    def cached_project_for_ingest_key(self, key: str) -> str | None:
+        """Return project_for_ingest_key's result from the cache, or None when it needs a query."""
+        cached = self._ingest_key_projects.get(hash_key(key))
+        if cached is None or cached[1] <= time.monotonic():
+            return None
+        return cached[0]
 
     def project_for_ingest_key(self, key: str) -> str | None:
         """Return the project whose ingestion key this is, or None; for senders that name no project.
@@ -444,12 +462,15 @@ class Store:
 
     # Events and property definitions
 
-    def insert_events(self, project_id: str, events: Sequence[EventRow]) -> int:
-        """Store the events whose uuid the project does not store yet; return how many were stored.
+    def insert_events(self, project_id: str, events: Sequence[EventRow], *, skip_stored: bool = False) -> int:
+        """Store events in one insert, record new property types, and return how many were stored.
 
-        An event whose uuid repeats within `events` or is already stored is skipped, so a retried
-        request is never counted twice and queries need no deduplication. One insert per project
-        runs at a time in this process, so two concurrent inserts cannot both pass the check.
+        With `skip_stored`, as ingestion calls it, an event whose uuid repeats within `events` or
+        is already stored is skipped, so a retried request is never counted twice and queries need
+        no deduplication. Those inserts run one at a time per project in this process, so two of
+        them cannot both pass the check. Without it, as the file importer calls it, every event is
+        stored (the importer rejects a second import of a file itself, unless asked to store it
+        again).
         NOTE: several processes writing one ClickHouse server can still race between the check
         and the insert; the embedded store allows one process only.
         """
@@ -457,7 +478,7 @@ class Store:
             return 0
 
         with self._insert_lock(project_id):
-            fresh = self._unstored(project_id, events)
+            fresh = self._unstored(project_id, events) if skip_stored else list(events)
             if fresh:
                 self._insert_rows(project_id, fresh)
         if fresh:
