@@ -27,7 +27,7 @@ Events
     Properties the SDK adds, such as `$lib` and `$lib_version`, are kept as sent.
 
 Responses
-    `200 {"status": 1}` after the events are stored, as PostHog answers; errors use the native
+    `200 {"status": 1}` after the events are stored, as PostHog responds; errors use the native
     API's shape and statuses, with 401 for a missing or unknown key.
 """
 

@@ -368,13 +368,13 @@ def cmd_project_settings(args: argparse.Namespace, settings: Settings) -> int:
     url = running_server(settings)
     if url:
         with server_client(url, settings) as client:
-            shown = client.set_settings(args.name, values)
+            public = client.set_settings(args.name, values)
     else:
         with OpenedStore(settings, "project settings") as store:
             ensure_project(store, args.name)
             store.set_project_settings(args.name, checked)
-            shown = public_settings(store.project_settings(args.name))
-    print(json.dumps(shown, indent=2, sort_keys=True))
+            public = public_settings(store.project_settings(args.name))
+    print(json.dumps(public, indent=2, sort_keys=True))
     return 0
 
 
@@ -661,7 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Signing secret (whsec_...) of the Stripe webhook endpoint /v1/webhooks/stripe/PROJECT.",
     )
     project_settings.add_argument(
-        "--stripe-account-key", help="Stripe customer metadata key that holds the account id; default account_id."
+        "--stripe-account-key", help="Stripe customer metadata key that contains the account id; default account_id."
     )
     project_settings.add_argument(
         "--ticket-fields",

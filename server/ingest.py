@@ -506,7 +506,8 @@ def exception_fingerprint(exception_type: str, message: str, stack: str) -> tupl
     stack frame, each with uuids, hex addresses and numbers replaced, so "user 42 not found" and
     "user 43 not found" thrown at the same place share one. The top frame is the innermost frame
     of a Python traceback (`file in function`), or the first `at ...` line of a JavaScript or Java
-    stack, without line and column numbers; it is '' when the stack has neither.
+    stack. Line and column numbers are dropped, and the top frame is '' when the stack has neither
+    form.
     """
     top_frame = _top_frame(stack)
     text = "\n".join((exception_type, _normalize(message), top_frame))

@@ -19,7 +19,7 @@ Stripe: `POST /v1/webhooks/stripe/{project_id}`
     - `plan`: the first item's price nickname, else its lookup key, else its id; `currency`,
       `interval` (the first item's), `quantity` (the sum), `stripe_subscription_id`,
       `stripe_customer_id`, `stripe_event_id`, `status`; and for `plan_changed`,
-      `previous_plan` and `previous_mrr` when `previous_attributes.items` holds them.
+      `previous_plan` and `previous_mrr` when `previous_attributes.items` contains them.
     - `account_id`: the customer's metadata value under the project's
       `stripe_account_metadata_key` (default `account_id`) when Stripe sends the customer
       expanded, else the subscription's metadata value, else the customer id.
@@ -113,7 +113,7 @@ STRIPE_ACCOUNT_KEY_SETTING = "stripe_account_metadata_key"
 TICKET_FIELDS_SETTING = "ticket_fields"
 DEFAULT_ACCOUNT_KEY = "account_id"
 
-# Derived uuids live in their own namespace, so they cannot collide with senders' uuids.
+# A fixed namespace, so a redelivered Stripe event or ticket update gets the same uuid again.
 WEBHOOK_NAMESPACE = uuid.UUID("5b1f1f8e-3c1a-4c55-9a3e-7f0e1c2d4b6a")
 
 
@@ -206,7 +206,7 @@ async def stripe_endpoint(request: Request) -> JSONResponse:
         settings = await _project_settings(request, project_id)
         secret = settings.get(STRIPE_SECRET_SETTING, "")
         if not secret:
-            # The same answer for an unknown project, so project ids cannot be probed.
+            # An unknown project gets the same response, so project ids cannot be probed.
             raise IngestError(
                 400,
                 "Stripe webhooks are not set up for this project; set its signing secret with "

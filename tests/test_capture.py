@@ -192,8 +192,9 @@ def test_posthog_sdk_wrong_key_is_rejected(
 
     # In sync_mode the SDK logs a failed send instead of calling on_error.
     assert live_server.recorder.requests == [("POST", "/batch/")]
-    assert any("Invalid project API key" in record.getMessage() and "(401)" in record.getMessage()
-               for record in caplog.records)
+    failures = [record.getMessage() for record in caplog.records if "(401)" in record.getMessage()]
+    assert len(failures) == 1
+    assert "Invalid project API key" in failures[0]
     assert stored(store, created.project_id) == []
 
 

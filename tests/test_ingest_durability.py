@@ -86,7 +86,7 @@ def stop(server: Server) -> None:
 
 @dataclass
 class Load:
-    """Batches of events with their uuids, and the status each got (None for no answer)."""
+    """Batches of events with their uuids, and the status each got (None when no response came)."""
 
     batches: list[list[dict[str, Any]]]
     statuses: dict[int, int | None] = field(default_factory=dict)
