@@ -836,6 +836,21 @@ def test_full_batch_is_stored(client: TestClient, store: Store, project: tuple[P
     assert stored_count(store, created.project_id) == 1000
 
 
+def test_gzip_batch_is_stored(client: TestClient, store: Store, project: tuple[Project, str]):
+    created, key = project
+    batch = [{"event": "viewed", "distinct_id": f"u{number}", "properties": {"n": number}} for number in range(1000)]
+    body = GzipBody(json.dumps({"batch": batch}).encode())
+
+    response = post(client, f"/v1/analytics/{created.project_id}/", body, key)
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "stored": 1000}
+    assert stored_count(store, created.project_id) == 1000
+    assert store.query(
+        "SELECT sum(toInt64(properties.n)) FROM events WHERE project_id = {p:String}", {"p": created.project_id}
+    ).rows == [[499500]]
+
+
 def test_get_is_not_allowed(client: TestClient, project: tuple[Project, str]):
     created, key = project
 
