@@ -214,7 +214,10 @@ def _parse_event(item: Any, now: dt.datetime, problems: list[tuple[str | None, s
     event_uuid = _parse_uuid(item.get("uuid"), "uuid", problems)
     if problems:
         return None
-    return EventRow(uuid=event_uuid, event=event, distinct_id=distinct_id, timestamp=timestamp, properties=properties)
+    return EventRow(
+        uuid=event_uuid, event=event, distinct_id=distinct_id, timestamp=timestamp, properties=properties,
+        uuid_generated=item.get("uuid") is None,
+    )
 
 
 def _parse_name(item: dict[str, Any], key: str, expected: str, problems: list[tuple[str | None, str]]) -> str:
@@ -483,7 +486,8 @@ def parse_log(payload: Any, *, now: dt.datetime) -> EventRow:
     if top_frame:
         properties["$exception_top_frame"] = top_frame
     return EventRow(
-        uuid=event_uuid, event="$exception", distinct_id=distinct_id, timestamp=timestamp, properties=properties
+        uuid=event_uuid, event="$exception", distinct_id=distinct_id, timestamp=timestamp, properties=properties,
+        uuid_generated=payload.get("uuid") is None,
     )
 
 

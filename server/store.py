@@ -188,6 +188,9 @@ class EventRow:
     distinct_id: str
     timestamp: dt.datetime
     properties: dict[str, Any] = field(default_factory=dict)
+    # True when the server made the uuid (uuid4) because the sender gave none: such an event cannot
+    # be stored yet, so the duplicate check skips it.
+    uuid_generated: bool = False
 
 
 def hash_key(key: str) -> str:
@@ -497,7 +500,8 @@ class Store:
         first: dict[str, EventRow] = {}
         for event in events:
             first.setdefault(event.uuid, event)
-        stored = self.stored_uuids(project_id, list(first))
+        sent = [event_uuid for event_uuid, event in first.items() if not event.uuid_generated]
+        stored = self.stored_uuids(project_id, sent)
         return [event for event_uuid, event in first.items() if event_uuid not in stored]
 
     def stored_uuids(self, project_id: str, uuids: Sequence[str]) -> set[str]:
