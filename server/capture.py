@@ -28,7 +28,10 @@ Events
 
 Responses
     `200 {"status": 1}` after the events are stored, as PostHog responds; errors use the native
-    API's shape and statuses, with 401 for a missing or unknown key.
+    API's shape and statuses, with 401 for a missing or unknown key. Browsers may post from any
+    origin: every response has `Access-Control-Allow-Origin: *`, and `OPTIONS` preflight requests
+    get 204 with the allowed methods and headers. No credentials are allowed, because the key
+    travels in the body.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pulseboard.server.ingest import (
@@ -65,6 +68,13 @@ JSON_CONTENT_TYPES = ("", "application/json", "text/plain")
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 GZIP_MAGIC = b"\x1f\x8b"
 KEY_FIELDS = ("api_key", "token")
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+PREFLIGHT_HEADERS = {
+    **CORS_HEADERS,
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Content-Encoding",
+    "Access-Control-Max-Age": "86400",
+}
 PERSON_FIELDS = ("$set", "$set_once")
 
 
@@ -72,9 +82,15 @@ def capture_routes() -> list[Route]:
     """Return the PostHog capture routes, each with and without the trailing slash."""
     routes = []
     for path in CAPTURE_PATHS:
-        routes.append(Route(path + "/", capture_endpoint, methods=["POST"]))
-        routes.append(Route(path, capture_endpoint, methods=["POST"]))
+        for route_path in (path + "/", path):
+            routes.append(Route(route_path, capture_endpoint, methods=["POST"]))
+            routes.append(Route(route_path, preflight_endpoint, methods=["OPTIONS"]))
     return routes
+
+
+async def preflight_endpoint(request: Request) -> Response:
+    """Respond to a browser's CORS preflight for a capture path."""
+    return Response(status_code=204, headers=PREFLIGHT_HEADERS)
 
 
 async def capture_endpoint(request: Request) -> JSONResponse:
@@ -98,6 +114,7 @@ async def capture_endpoint(request: Request) -> JSONResponse:
         response = error_response(error)
         error_code = error.code
 
+    response.headers.update(CORS_HEADERS)
     log_request("capture", project_id, count, response.status_code, started, error_code)
     return response
 

@@ -313,6 +313,32 @@ def test_capture_posthog_event_forms(client: TestClient, store: Store, project: 
     assert before - dt.timedelta(milliseconds=1500) <= clicked["timestamp"] <= after - dt.timedelta(milliseconds=1500)
 
 
+@pytest.mark.parametrize("path", ["/e/", "/i/v0/e/", "/batch", "/capture/"])
+def test_capture_allows_browser_origins(client: TestClient, project: tuple[Project, str], path: str):
+    _, key = project
+    origin = {"Origin": "https://app.example.com"}
+
+    preflight = client.options(
+        path, headers={**origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    )
+    response = client.post(path, json={"api_key": key, **event()}, headers=origin)
+
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert preflight.headers["access-control-allow-methods"] == "POST, OPTIONS"
+    assert preflight.headers["access-control-allow-headers"] == "Content-Type, Content-Encoding"
+    assert "access-control-allow-credentials" not in preflight.headers
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_capture_error_allows_browser_origins(client: TestClient):
+    response = client.post("/batch/", json={"batch": [event()]}, headers={"Origin": "https://app.example.com"})
+
+    assert response.status_code == 401
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or []}}
 
