@@ -2,7 +2,7 @@
 and the file importer.
 
 Usage: .venv/bin/python bench/bench_ingest.py [--requests N] [--concurrency 1 16 64] [--import-rows N]
-       [--cache-ingest-keys]
+       [--cache-ingest-keys] [--pure-python-http] [--batches N] [--batch-clients K] [--profile FILE]
 
 (a) `Store.insert_events` with batches of 1, 100 and 1,000 events, and with 8 threads inserting one
     event each, in this process's store.
@@ -11,8 +11,14 @@ Usage: .venv/bin/python bench/bench_ingest.py [--requests N] [--concurrency 1 16
     `POST /v1/analytics/<project>/` until N requests are sent or the time cap is reached. The table
     shows requests/s, client-side latency, and how many inserts the group commit made.
     With --cache-ingest-keys, (b) runs again against a server whose key check queries the store
-    once per key; this shows what the per-request key query costs.
+    once per key; this shows what the per-request key query costs. With --pure-python-http, (b)
+    runs again with uvicorn on h11 and asyncio, without httptools and uvloop.
 (c) `import_file` on a generated CSV of feature usage, one event per row.
+(d) Batches of 1,000 events over HTTP: K clients post N batches in all (each with uuids, so the
+    server's duplicate check runs) to a fresh server, plain and gzip-compressed. In the same run,
+    the store's own rate for the same rows: `parse_events` plus `Store.insert_events` of the same
+    batches in this process's store, which is the ceiling the HTTP path can approach.
+With --profile FILE, the server of (b) runs under pyinstrument and writes its report to FILE.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gzip
 import json
+import uuid
 import logging
 import os
 import resource
@@ -58,6 +66,8 @@ from pulseboard.server.store import EventRow, Store
 HOST = "127.0.0.1"
 PROJECT = "bench"
 IMPORT_PROJECT = "import"
+BATCH_PROJECT = "batched"
+BATCH_EVENTS = 1_000
 SERVER_SCRIPT = Path(__file__).with_name("ingest_server.py")
 SERVER_START_TIMEOUT_S = 60.0
 SERVER_STOP_TIMEOUT_S = 30.0
@@ -93,13 +103,17 @@ def main() -> None:
         print_machine(store)
         _, key = store.create_project(PROJECT)
         store.create_project(IMPORT_PROJECT)
+        store.create_project(BATCH_PROJECT)
         print_direct_inserts(store, end)
         print_request_work(store, key, end)
         print_import(store, folder, args.import_rows, end)
 
-    print_http(args.concurrency, args.requests, args.level_seconds, end, cache_keys=False)
-    if args.cache_ingest_keys:
-        print_http(args.concurrency, args.requests, args.level_seconds, end, cache_keys=True)
+        print_http(args.concurrency, args.requests, args.level_seconds, end, cache_keys=False, profile=args.profile)
+        if args.cache_ingest_keys:
+            print_http(args.concurrency, args.requests, args.level_seconds, end, cache_keys=True)
+        if args.pure_python_http:
+            print_http(args.concurrency, args.requests, args.level_seconds, end, cache_keys=False, pure_python=True)
+        print_batched(store, args.batches, args.batch_clients, args.level_seconds, end)
     print_end_load()
 
 
@@ -120,7 +134,15 @@ def parse_args() -> argparse.Namespace:
         "--cache-ingest-keys", action="store_true",
         help="run (b) again against a server that checks each ingestion key once and then caches it",
     )
+    parser.add_argument("--batches", type=int, default=100, help="batches of 1,000 events sent in (d) (default 100)")
+    parser.add_argument("--batch-clients", type=int, default=4, help="concurrent clients in (d) (default 4)")
+    parser.add_argument("--profile", help="run the server of (b) under pyinstrument and write its report to this file")
+    parser.add_argument(
+        "--pure-python-http", action="store_true", help="run (b) again with uvicorn on h11 and asyncio"
+    )
     args = parser.parse_args()
+    if args.batches < 1 or args.batch_clients < 1:
+        parser.error("--batches and --batch-clients must be at least 1")
     if args.requests < 1 or args.import_rows < 1 or args.level_seconds <= 0:
         parser.error("--requests and --import-rows must be at least 1, and --level-seconds above 0")
     if any(count < 1 for count in args.concurrency):
@@ -227,14 +249,17 @@ class LevelResult:
 
 
 def print_http(
-    levels: list[int], max_requests: int, level_seconds: float, end: dt.datetime, *, cache_keys: bool
+    levels: list[int], max_requests: int, level_seconds: float, end: dt.datetime, *, cache_keys: bool,
+    profile: str | None = None, pure_python: bool = False,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="pulseboard-bench-server-") as folder:
         port = free_port()
         log_path = Path(folder) / "server.log"
         try:
             with log_path.open("w") as log:
-                server, key = start_server(Path(folder) / "data", port, log, cache_keys=cache_keys)
+                server, key = start_server(
+                    Path(folder) / "data", port, log, cache_keys=cache_keys, profile=profile, pure_python=pure_python
+                )
                 try:
                     results, stored = asyncio.run(
                         drive_levels(f"http://{HOST}:{port}", server.pid, key, levels, max_requests, level_seconds, end)
@@ -257,7 +282,9 @@ def print_http(
             1000 * result.server_cpu_s / result.sent, 1000 * result.client_cpu_s / result.sent,
         ])
 
-    if cache_keys:
+    if pure_python:
+        print("## (b) What if: the same, with uvicorn on h11 and asyncio (no httptools, no uvloop)")
+    elif cache_keys:
         print("## (b) What if: the same, with ingestion keys cached in the server's memory")
         print("Each key is checked with a query once and then accepted from memory; pulseboard has no such cache.")
     else:
@@ -285,11 +312,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_dir: Path, port: int, log: Any, *, cache_keys: bool) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    data_dir: Path, port: int, log: Any, *, cache_keys: bool = False, profile: str | None = None,
+    pure_python: bool = False,
+) -> tuple[subprocess.Popen[str], str]:
     """Start bench/ingest_server.py and return the process and the project's ingestion key."""
     command = [sys.executable, str(SERVER_SCRIPT), "--data-dir", str(data_dir), "--port", str(port), "--project", PROJECT]
     if cache_keys:
         command.append("--cache-ingest-keys")
+    if profile:
+        command += ["--profile", profile]
+    if pure_python:
+        command.append("--pure-python-http")
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
     assert server.stdout is not None
     ready, _, _ = select.select([server.stdout], [], [], SERVER_START_TIMEOUT_S)
@@ -388,6 +422,158 @@ async def drive_level(
         await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
         elapsed_s = time.perf_counter() - started
     return LevelResult(concurrency, len(latencies), statuses, elapsed_s, latencies)
+
+
+
+# (d) Batches of 1,000 events
+
+
+@dataclass
+class BatchedResult:
+    label: str
+    batches: int
+    ok: int
+    elapsed_s: float
+    latencies_ms: list[float]
+    body_bytes: int
+    server_cpu_s: float = 0.0
+
+
+def make_batches(count: int, end: dt.datetime) -> list[list[dict[str, Any]]]:
+    """Return `count` batches of BATCH_EVENTS usage events, each event with its own uuid."""
+    events = usage_events(count * BATCH_EVENTS, seed=7, end=end)
+    for event in events:
+        event["uuid"] = str(uuid.uuid4())
+    return [events[index * BATCH_EVENTS : (index + 1) * BATCH_EVENTS] for index in range(count)]
+
+
+def print_batched(store: Store, count: int, clients: int, level_seconds: float, end: dt.datetime) -> None:
+    batches = make_batches(count, end)
+    bodies = [json.dumps({"batch": batch}).encode() for batch in batches]
+    # The gzip run sends the same events again, so it gets fresh uuids; otherwise the server would skip them all.
+    regzipped = [
+        gzip.compress(json.dumps({"batch": [dict(event, uuid=str(uuid.uuid4())) for event in batch]}).encode(), 1)
+        for batch in batches
+    ]
+
+    with tempfile.TemporaryDirectory(prefix="pulseboard-bench-batched-") as folder:
+        port = free_port()
+        with (Path(folder) / "server.log").open("w") as log:
+            server, key = start_server(Path(folder) / "data", port, log)
+            try:
+                results, stored = asyncio.run(drive_batched(
+                    f"http://{HOST}:{port}", server.pid, key, {"JSON": bodies, "gzip": regzipped}, clients, level_seconds
+                ))
+            finally:
+                stop_server(server)
+
+    direct_s, direct_events = time_direct_batches(store, batches, level_seconds, check_duplicates=True)
+    unchecked_s, unchecked_events = time_direct_batches(store, batches, level_seconds, check_duplicates=False)
+
+    print(f"## (d) Batches of {BATCH_EVENTS:,} events: HTTP and the store's own insert rate, same rows")
+    print(
+        f"{clients} httpx2 clients post up to {count} batches each run (time cap {level_seconds:.0f} s) to "
+        f"`POST /v1/analytics/<project>/` of a fresh server. The store row is `parse_events` plus "
+        "`Store.insert_events` of the same batches, one at a time, in this process."
+    )
+    print()
+    table = []
+    for result in results:
+        events = result.ok * BATCH_EVENTS
+        table.append([
+            f"HTTP, {result.label} bodies", result.batches, result.ok, result.elapsed_s, events / result.elapsed_s,
+            percentile(result.latencies_ms, 50), percentile(result.latencies_ms, 99),
+            result.body_bytes / result.batches / 1024, 1000 * result.server_cpu_s / max(result.ok, 1),
+        ])
+    table.append([
+        "store: parse_events + insert_events", direct_events // BATCH_EVENTS, direct_events // BATCH_EVENTS,
+        direct_s, direct_events / direct_s, None, None, None, None,
+    ])
+    table.append([
+        "store: the same without the duplicate check", unchecked_events // BATCH_EVENTS,
+        unchecked_events // BATCH_EVENTS, unchecked_s, unchecked_events / unchecked_s, None, None, None, None,
+    ])
+    print(markdown_table(
+        ["path", "batches", "2xx", "seconds", "events/s", "p50 ms", "p99 ms", "KiB per body",
+         "server CPU ms per batch"],
+        table,
+    ))
+    print()
+    total_ok = sum(result.ok for result in results) * BATCH_EVENTS
+    print(f"Events in the server's store: {stored:,} (events in 2xx responses: {total_ok:,})")
+    print()
+
+
+async def drive_batched(
+    base_url: str, server_pid: int, key: str, runs: dict[str, list[bytes]], clients: int, level_seconds: float
+) -> tuple[list[BatchedResult], int]:
+    url = f"/v1/analytics/{PROJECT}/"
+    results = []
+    async with httpx2.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S) as control:
+        await wait_healthy(control)
+        for label, bodies in runs.items():
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+            if label == "gzip":
+                headers["Content-Encoding"] = "gzip"
+            cpu_before = process_cpu_s(server_pid)
+            result = await post_bodies(base_url, url, headers, bodies, clients, level_seconds)
+            result.label = label
+            result.server_cpu_s = process_cpu_s(server_pid) - cpu_before
+            results.append(result)
+        stored = (await control.get("/bench/stats")).json()["stored_events"]
+    return results, stored
+
+
+async def post_bodies(
+    base_url: str, url: str, headers: dict[str, str], bodies: list[bytes], clients: int, level_seconds: float
+) -> BatchedResult:
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+    latencies: list[float] = []
+    ok = 0
+    sent_bytes = 0
+    next_index = 0
+    deadline = time.monotonic() + level_seconds
+
+    async def client_loop(client: httpx2.AsyncClient) -> None:
+        nonlocal next_index, ok, sent_bytes
+        while next_index < len(bodies) and time.monotonic() < deadline:
+            body = bodies[next_index]
+            next_index += 1
+            started = time.perf_counter()
+            response = await client.post(url, content=body, headers=headers)
+            latencies.append((time.perf_counter() - started) * 1000)
+            sent_bytes += len(body)
+            ok += response.status_code == 200
+
+    async with httpx2.AsyncClient(base_url=base_url, limits=limits, timeout=REQUEST_TIMEOUT_S) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
+        elapsed_s = time.perf_counter() - started
+    return BatchedResult("", len(latencies), ok, elapsed_s, latencies, sent_bytes)
+
+
+def time_direct_batches(
+    store: Store, batches: list[list[dict[str, Any]]], level_seconds: float, *, check_duplicates: bool
+) -> tuple[float, int]:
+    """Parse and insert the batches into this process's store; return seconds and events stored.
+
+    Without `check_duplicates`, each batch gets fresh uuids and `insert_events` runs without
+    `skip_stored`, so it makes no query for stored uuids.
+    """
+    deadline = time.monotonic() + level_seconds
+    stored = 0
+    started = time.perf_counter()
+    for batch in batches:
+        if time.monotonic() > deadline:
+            break
+        rows = parse_events({"batch": batch}, now=dt.datetime.now(dt.timezone.utc))
+        if check_duplicates:
+            stored += store.insert_events(BATCH_PROJECT, rows, skip_stored=True)
+            continue
+        for row in rows:
+            row.uuid = str(uuid.uuid4())
+        stored += store.insert_events(BATCH_PROJECT, rows)
+    return time.perf_counter() - started, stored
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 """Serve pulseboard's web app on 127.0.0.1 for bench_ingest.py, in a process of its own.
 
 Usage: python bench/ingest_server.py --data-dir DIR --port PORT --project ID [--cache-ingest-keys]
+       [--profile FILE] [--pure-python-http]
 
 The app is `create_app`, as `pulseboard serve` builds it, under uvicorn with the same options and
 INFO logging to stderr. One extra route, `GET /bench/stats`, returns the event writer's insert
 count and the number of stored events, so the benchmark can count the group commits. The first
 line on stdout is JSON with the project's ingestion key. The server stops on SIGINT or SIGTERM.
+With `--profile FILE`, pyinstrument samples the event loop thread while the server runs and
+writes its text report to FILE at the end. With `--pure-python-http`, uvicorn uses h11 and the
+asyncio loop instead of httptools and uvloop, to measure what those two packages save.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import json
 import logging
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 from clickhouse_connect.driver.client import Client
@@ -71,6 +78,24 @@ def with_stats_route(app: Starlette, store: Store, project_id: str) -> ASGIApp:
     return stats_app
 
 
+@contextmanager
+def profiled(path: str | None) -> Iterator[None]:
+    """Sample the calling thread with pyinstrument and write the text report to `path`; do nothing without one."""
+    if not path:
+        yield
+        return
+
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005, async_mode="disabled")
+    profiler.start()
+    try:
+        yield
+    finally:
+        profiler.stop()
+        Path(path).write_text(profiler.output_text(unicode=True, show_all=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="empty folder for the store and the API token")
@@ -80,6 +105,8 @@ def main() -> None:
         "--cache-ingest-keys", action="store_true",
         help="check each ingestion key with a query once, then accept it from memory (a what-if)",
     )
+    parser.add_argument("--profile", help="write a pyinstrument profile of the event loop thread to this file")
+    parser.add_argument("--pure-python-http", action="store_true", help="serve with h11 and asyncio (a what-if)")
     args = parser.parse_args()
 
     settings = load_settings(data_dir=args.data_dir, host="127.0.0.1", port=args.port, log_level="INFO")
@@ -92,10 +119,12 @@ def main() -> None:
         _, key = store.create_project(args.project)
         app = create_app(Runtime(settings, store), api_token=secrets.token_urlsafe(32))
         print(json.dumps({"ingestion_key": key}), flush=True)
-        uvicorn.run(
-            with_stats_route(app, store, args.project),
-            host=settings.host, port=settings.port, log_level="warning", access_log=False,
-        )
+        with profiled(args.profile):
+            uvicorn.run(
+                with_stats_route(app, store, args.project),
+                host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                **({"http": "h11", "loop": "asyncio"} if args.pure_python_http else {}),
+            )
     finally:
         store.close()
 

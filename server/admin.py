@@ -12,6 +12,11 @@ Routes
     `POST /v1/projects/{project_id}/events/lookup` takes `{"uuids": [...]}` (1 to 1,000 uuids) and
     returns `200 {"stored": [...]}` with the ones the project already stores, sorted. The CLI uses it
     to reject a second import of the same file.
+    `GET /v1/projects/{project_id}/settings` returns `200 {"settings": {...}}` with the webhook
+    settings (see `pulseboard.server.webhooks`); the Stripe signing secret appears only as
+    `stripe_signing_secret_set`. `PUT` takes `{"stripe_signing_secret"?, "stripe_account_metadata_key"?,
+    "ticket_fields"?}`, stores the names given and returns the same body as GET; an unknown name or
+    a bad value gets 422.
 
     `POST /v1/tokens` takes `{"projects": [...], "label"?}` and returns
     `201 {"api_token": token, "token": "pbt_..."}`: a project token for `/mcp` that may use only
@@ -52,6 +57,7 @@ from pulseboard.server.ingest import MAX_BATCH_EVENTS, format_iso, is_api_token
 from pulseboard.server.settings import PROJECT_ID_PATTERN
 from pulseboard.server.store import Project, Store
 from pulseboard.server.tokens import TokenError, create_token, list_tokens, revoke_token, token_json
+from pulseboard.server.webhooks import check_settings, public_settings
 
 logger = logging.getLogger(__name__)
 
@@ -288,6 +294,31 @@ async def revoke_api_token(request: Request) -> JSONResponse:
     return JSONResponse({"api_token": token_json(record)})
 
 
+@admin_endpoint
+async def get_settings(request: Request) -> JSONResponse:
+    project = await find_project(request)
+    settings = await asyncio.to_thread(request_store(request).project_settings, project.project_id)
+    return JSONResponse({"settings": public_settings(settings)})
+
+
+@admin_endpoint
+async def put_settings(request: Request) -> JSONResponse:
+    project = await find_project(request)
+    payload = await read_json(request)
+    if not isinstance(payload, dict) or not payload:
+        raise AdminError(422, "invalid_settings", "Body must be a non-empty JSON object of settings")
+    try:
+        values = check_settings(payload)
+    except ValueError as error:
+        raise AdminError(422, "invalid_settings", f"Invalid settings: {error}") from None
+
+    store = request_store(request)
+    await asyncio.to_thread(store.set_project_settings, project.project_id, values)
+    settings = await asyncio.to_thread(store.project_settings, project.project_id)
+    logger.info("admin set settings %s of project %s", ", ".join(sorted(values)), project.project_id)
+    return JSONResponse({"settings": public_settings(settings)})
+
+
 def admin_routes() -> list[Route]:
     return [
         Route("/v1/projects", list_projects, methods=["GET"]),
@@ -297,6 +328,8 @@ def admin_routes() -> list[Route]:
         Route("/v1/tokens", list_api_tokens, methods=["GET"]),
         Route("/v1/tokens", create_api_token, methods=["POST"]),
         Route("/v1/tokens/{token_id}", revoke_api_token, methods=["DELETE"]),
+        Route("/v1/projects/{project_id}/settings", get_settings, methods=["GET"]),
+        Route("/v1/projects/{project_id}/settings", put_settings, methods=["PUT"]),
     ]
 
 
@@ -356,6 +389,11 @@ class AdminClient:
             return set()
         path = f"/v1/projects/{quote_path(project_id, safe='')}/events/lookup"
         return set(self._request("POST", path, json={"uuids": uuids})["stored"])
+
+    def set_settings(self, project_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Store project settings; return the settings as the server shows them."""
+        path = f"/v1/projects/{quote_path(project_id, safe='')}/settings"
+        return self._request("PUT", path, json=values)["settings"]
 
     def send_events(self, project_id: str, body: bytes) -> int:
         """Post a JSON array of events to the ingestion endpoint; return how many the server stored."""

@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pulseboard.server.admin import admin_routes
+from pulseboard.server.capture import capture_routes
 from pulseboard.server.ingest import EventWriter, ingest_routes
 from pulseboard.server.mcp_server import create_mcp
 from pulseboard.server.public import (
@@ -28,6 +29,7 @@ from pulseboard.server.public import (
 )
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.tokens import ClientAddressMiddleware, ProjectTokenVerifier
+from pulseboard.server.webhooks import webhook_routes
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +122,8 @@ def create_app(runtime: Runtime, *, api_token: str, publication_budget: RequestB
         routes=[
             Route("/health", health),
             *ingest_routes(),
+            *capture_routes(),
+            *webhook_routes(),
             *admin_routes(),
             *public_routes(),
             Mount("/", app=ClientAddressMiddleware(mcp_app)),  # last: a root mount matches every path

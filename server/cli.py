@@ -250,6 +250,10 @@ def check_port_free(settings: Settings) -> None:
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+        # uvicorn binds with SO_REUSEADDR too. Without it, the probe fails for about a minute after
+        # a crash, while the dead server's connections are in TIME_WAIT; a listening socket still
+        # makes the bind fail on Linux.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((settings.host, settings.port))
         except OSError as error:
@@ -407,6 +411,49 @@ def cmd_project_list(args: argparse.Namespace, settings: Settings) -> int:
     columns = ["project_id", "name", "timezone", "created_at"]
     print_rows(columns, [[project[column] for column in columns] for project in projects], args.format)
     return 0
+
+
+def cmd_project_settings(args: argparse.Namespace, settings: Settings) -> int:
+    from pulseboard.server.webhooks import check_settings, public_settings
+
+    values = project_setting_values(args)
+    if not values:
+        raise CommandError("Give at least one of --stripe-signing-secret, --stripe-account-key and --ticket-fields.")
+    try:
+        checked = check_settings(values)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+    url = running_server(settings)
+    if url:
+        with server_client(url, settings) as client:
+            public = client.set_settings(args.name, values)
+    else:
+        with OpenedStore(settings, "project settings") as store:
+            ensure_project(store, args.name)
+            store.set_project_settings(args.name, checked)
+            public = public_settings(store.project_settings(args.name))
+    print(json.dumps(public, indent=2, sort_keys=True))
+    return 0
+
+
+def project_setting_values(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the settings named on the command line; --ticket-fields is a built-in name or a JSON file."""
+    values: dict[str, Any] = {}
+    if args.stripe_signing_secret is not None:
+        values["stripe_signing_secret"] = args.stripe_signing_secret
+    if args.stripe_account_key is not None:
+        values["stripe_account_metadata_key"] = args.stripe_account_key
+    if args.ticket_fields is not None:
+        path = Path(args.ticket_fields)
+        if path.suffix == ".json":
+            try:
+                values["ticket_fields"] = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as error:
+                raise CommandError(f"Cannot read the ticket field mapping {path}: {error}") from None
+        else:
+            values["ticket_fields"] = args.ticket_fields
+    return values
 
 
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
@@ -734,7 +781,7 @@ def build_parser() -> argparse.ArgumentParser:
     mcp = commands.add_parser("mcp", parents=[common], help="Serve MCP over stdio (for a client that starts the server).")
     mcp.set_defaults(handler=cmd_mcp)
 
-    project = commands.add_parser("project", help="Create or list projects.")
+    project = commands.add_parser("project", help="Create, list or configure projects.")
     project_commands = project.add_subparsers(dest="project_command", required=True, metavar="ACTION")
     create = project_commands.add_parser("create", parents=[common], help="Create a project and print its ingestion key once.")
     create.add_argument("name", help="Project id: 1-63 lowercase letters, digits, '_' or '-'.")
@@ -743,6 +790,20 @@ def build_parser() -> argparse.ArgumentParser:
     listing = project_commands.add_parser("list", parents=[common], help="List projects.")
     listing.add_argument("--format", choices=["table", "json", "csv"], default="table", help="Output format; default table.")
     listing.set_defaults(handler=cmd_project_list)
+    project_settings = project_commands.add_parser("settings", parents=[common], help="Set a project's webhook settings.")
+    project_settings.add_argument("name", help="Project id.")
+    project_settings.add_argument(
+        "--stripe-signing-secret",
+        help="Signing secret (whsec_...) of the Stripe webhook endpoint /v1/webhooks/stripe/PROJECT.",
+    )
+    project_settings.add_argument(
+        "--stripe-account-key", help="Stripe customer metadata key that contains the account id; default account_id."
+    )
+    project_settings.add_argument(
+        "--ticket-fields",
+        help="Field mapping of /v1/webhooks/tickets/PROJECT: 'zendesk', 'default', or a .json file.",
+    )
+    project_settings.set_defaults(handler=cmd_project_settings)
 
     token = commands.add_parser("token", help="Create, list or revoke API tokens limited to some projects.")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")

@@ -7,7 +7,8 @@ Payloads
 
     `POST /v1/logs/{project_id}/` takes one error report `{"message", "stack"?, "type"?, "level"?,
     "user": {"id"}?, "tags"?, "timestamp"?, "uuid"?}` and stores it as a `$exception` event (see
-    `parse_log`). Unknown keys are rejected there, so a misspelt `tag` does not drop data.
+    `parse_log`), with an `$exception_fingerprint` that groups reports of the same kind. Unknown
+    keys are rejected there, so a misspelt `tag` does not drop data.
 
 Rules shared by both endpoints and by the file importer
     - `event` is a non-empty string of at most 200 characters.
@@ -15,18 +16,23 @@ Rules shared by both endpoints and by the file importer
       as its decimal text (`42` becomes `"42"`).
     - `properties` is an object, and absent or null means `{}`. The JSON column splits names at
       dots, so `{"a.b": 1}` is the nested path a.b. Each part between dots must be non-empty, and
-      one event cannot contain both `a` and `a.b`. Objects nest at most 10 levels, and numbers
+      one event cannot contain both `a` and `a.b`. A part has at most 200 characters, no control
+      characters, and does not start with `:` or `^`, which ClickHouse reads as JSON subcolumn
+      syntax (`properties.a.:Int64`, `properties.^a`). Objects nest at most 10 levels, and numbers
       must be finite.
     - `timestamp` is an ISO 8601 date-time with `Z` or an offset, or without one for UTC. A date
       alone is midnight UTC. A number is Unix epoch time: seconds below 1e11 and milliseconds
       from 1e11 up, because 1e11 seconds is the year 5138 and 1e11 milliseconds is 1973. The
-      time must lie between 1970-01-01T00:00:00Z and one day after the server's clock. Absent
-      means the time of receipt.
+      time must lie between 2000-01-01T00:00:00Z and one day after the server's clock, because
+      earlier times come from unset device clocks or a wrong epoch unit. Absent means the time
+      of receipt.
     - `uuid` is any form `uuid.UUID` parses and is stored in canonical form; absent means a new
       uuid4.
     - A batch contains 1 to 1,000 events. If any event is invalid, nothing is stored and the error
       lists every invalid event by its index.
-    - A request body is JSON (`Content-Type: application/json`), UTF-8, at most 5 MiB.
+    - A request body is JSON (`Content-Type: application/json`), UTF-8, at most 5 MiB, and may be
+      gzip-compressed (`Content-Encoding: gzip`); the 5 MiB limit then holds for both the
+      compressed and the decompressed body.
 
 Authentication
     `Authorization: Bearer <key>` with the project's ingestion key, or with the server's API token,
@@ -35,13 +41,14 @@ Authentication
 
 Responses
     Success is `200 {"status": "ok", "stored": N}`, sent only after the insert that contains the
-    events has completed. Errors are `{"error": {"code", "message", "details"}}`, with one of these
+    events has completed. N counts the request's events, including any whose uuid the project
+    already stored: those are skipped, so a retried request is stored once. Errors are `{"error": {"code", "message", "details"}}`, with one of these
     statuses:
     - 400: the body is not JSON, not UTF-8, or of the wrong shape
     - 401: the ingestion key is missing or invalid
     - 404: the project does not exist (with the API token only)
     - 413: the body or the batch is too large
-    - 415: the content type is not JSON
+    - 415: the content type is not JSON, or the content encoding is neither gzip nor identity
     - 422: events are invalid
     - 500: the store failed
     - 503: the server is shutting down
@@ -51,15 +58,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import hmac
 import json
 import logging
 import math
+import re
 import secrets
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -80,8 +91,11 @@ OFFLOAD_BODY_BYTES = 32 * 1024
 MAX_NAME_CHARS = 200  # for event names and distinct ids
 MAX_PROPERTY_DEPTH = 10
 MAX_FUTURE = dt.timedelta(days=1)
-MIN_TIMESTAMP = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+MIN_TIMESTAMP = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 EPOCH_MS_THRESHOLD = 1e11
+# Property name parts that ClickHouse reads as JSON subcolumn syntax, or that no one can type in a query.
+RESERVED_NAME_START = (":", "^")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "fatal")
 LOG_FIELDS = ("message", "stack", "type", "level", "user", "tags", "timestamp", "uuid")
@@ -200,7 +214,10 @@ def _parse_event(item: Any, now: dt.datetime, problems: list[tuple[str | None, s
     event_uuid = _parse_uuid(item.get("uuid"), "uuid", problems)
     if problems:
         return None
-    return EventRow(uuid=event_uuid, event=event, distinct_id=distinct_id, timestamp=timestamp, properties=properties)
+    return EventRow(
+        uuid=event_uuid, event=event, distinct_id=distinct_id, timestamp=timestamp, properties=properties,
+        uuid_generated=item.get("uuid") is None,
+    )
 
 
 def _parse_name(item: dict[str, Any], key: str, expected: str, problems: list[tuple[str | None, str]]) -> str:
@@ -279,7 +296,7 @@ def parse_timestamp(value: Any, *, now: dt.datetime) -> dt.datetime:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
     parsed = parsed.astimezone(dt.timezone.utc)
     if parsed < MIN_TIMESTAMP:
-        raise ValueError(f"{quote(value)} is before 1970-01-01T00:00:00Z; send a later time")
+        raise ValueError(f"{quote(value)} is before {format_iso(MIN_TIMESTAMP)}; send a later time")
     if parsed > now + MAX_FUTURE:
         raise ValueError(
             f"{quote(value)} is more than 1 day after the server time {format_iso(now)}; "
@@ -346,11 +363,27 @@ def _check_values(value: dict[str, Any], path: str, depth: int, problems: list[t
                     "so each part between dots must be non-empty",
                 ))
                 continue
+        name_problem = _name_problem(name)
+        if name_problem:
+            problems.append((item_path, f"property name {quote(name)} is invalid: {name_problem}; rename it"))
+            continue
         if isinstance(item, dict):
             dotted = _check_values(item, item_path, depth + 1, problems) or dotted
         elif not _is_json_value(item, depth):
             problems.append((item_path, f"{item_path} is {describe(item)}; send a JSON value with finite numbers"))
     return dotted
+
+
+def _name_problem(name: str) -> str:
+    """Return why a property name would break queries, or '' when it is usable."""
+    if CONTROL_CHARACTERS.search(name):
+        return "it contains a control character"
+    for part in name.split("."):
+        if len(part) > MAX_NAME_CHARS:
+            return f"a part is {len(part)} characters long, and the maximum is {MAX_NAME_CHARS}"
+        if part.startswith(RESERVED_NAME_START):
+            return f"a part starts with {quote(part[0])}, which ClickHouse reads as JSON subcolumn syntax"
+    return ""
 
 
 def _is_json_value(value: Any, depth: int) -> bool:
@@ -406,8 +439,9 @@ def parse_log(payload: Any, *, now: dt.datetime) -> EventRow:
     """Validate one error report and return it as a `$exception` event.
 
     Properties: `$exception_message`, `$exception_level` (default "error"), `$exception_stack` and
-    `$exception_type` when given, and every tag as a top-level property, so `tags.account_id`
-    becomes `properties.account_id`. The distinct_id is `user.id`; without one it is
+    `$exception_type` when given, `$exception_fingerprint` and `$exception_top_frame` (see
+    `exception_fingerprint`), and every tag as a top-level property, so `tags.account_id` becomes
+    `properties.account_id`. The distinct_id is `user.id`; without one it is
     `account:<tags.account_id>` when that tag is set, else "anonymous".
     """
     if not isinstance(payload, dict):
@@ -445,9 +479,60 @@ def parse_log(payload: Any, *, now: dt.datetime) -> EventRow:
             422, "Invalid log: " + "; ".join(message for _, message in problems), errors, code="invalid_log"
         )
 
-    return EventRow(
-        uuid=event_uuid, event="$exception", distinct_id=distinct_id, timestamp=timestamp, properties=properties
+    fingerprint, top_frame = exception_fingerprint(
+        properties.get("$exception_type", ""), properties["$exception_message"], properties.get("$exception_stack", "")
     )
+    properties["$exception_fingerprint"] = fingerprint
+    if top_frame:
+        properties["$exception_top_frame"] = top_frame
+    return EventRow(
+        uuid=event_uuid, event="$exception", distinct_id=distinct_id, timestamp=timestamp, properties=properties,
+        uuid_generated=payload.get("uuid") is None,
+    )
+
+
+# Variable parts of error messages and stack frames, replaced before hashing so that reports of
+# one kind share a fingerprint: uuids, hexadecimal addresses, then any other run of digits.
+_VARIABLE_PARTS = (
+    (re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"), "<uuid>"),
+    (re.compile(r"0x[0-9a-fA-F]+"), "<hex>"),
+    (re.compile(r"\d+"), "<n>"),
+)
+# A Python traceback lists the innermost frame last; JavaScript, Java and Go list it first.
+_PYTHON_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)', re.MULTILINE)
+_AT_FRAME = re.compile(r"^\s*at\s+(.+?)\s*$", re.MULTILINE)
+
+
+def exception_fingerprint(exception_type: str, message: str, stack: str) -> tuple[str, str]:
+    """Return (fingerprint, top frame) for an error report.
+
+    The fingerprint is the first 32 hex digits of the SHA-256 of the type, the message and the top
+    stack frame, each with uuids, hex addresses and numbers replaced, so "user 42 not found" and
+    "user 43 not found" thrown at the same place share one. The top frame is the innermost frame
+    of a Python traceback (`file in function`), or the first `at ...` line of a JavaScript or Java
+    stack. Line and column numbers are dropped, and the top frame is '' when the stack has neither
+    form.
+    """
+    top_frame = _top_frame(stack)
+    text = "\n".join((exception_type, _normalize(message), top_frame))
+    return hashlib.sha256(text.encode()).hexdigest()[:32], top_frame
+
+
+def _top_frame(stack: str) -> str:
+    python_frames = _PYTHON_FRAME.findall(stack)
+    if python_frames:
+        path, function = python_frames[-1]
+        return f"{path} in {function}"
+    match = _AT_FRAME.search(stack)
+    if match:
+        return re.sub(r":\d+(:\d+)?", "", match.group(1))
+    return ""
+
+
+def _normalize(text: str) -> str:
+    for pattern, placeholder in _VARIABLE_PARTS:
+        text = pattern.sub(placeholder, text)
+    return text.strip()
 
 
 def _parse_level(value: Any, problems: list[tuple[str | None, str]]) -> str:
@@ -511,6 +596,8 @@ class EventWriter:
     raises the insert's exception if it failed. When a grouped insert of several callers fails, each
     caller's events are inserted again on their own, so one caller's bad events cannot fail the
     others. A caller that is cancelled while it waits may still have its events stored.
+    Events whose uuid the project already stores, or that repeat an earlier uuid of the same
+    insert, are skipped (`insert_events(..., skip_stored=True)`).
     Use it from one event loop, as `async with EventWriter(store) as writer:`.
     `insert_count` counts the `store.insert_events` calls made, retries included.
 
@@ -611,7 +698,7 @@ class EventWriter:
 
     async def _insert(self, project_id: str, events: list[EventRow]) -> None:
         self.insert_count += 1
-        await asyncio.to_thread(self.store.insert_events, project_id, events)
+        await asyncio.to_thread(partial(self.store.insert_events, project_id, events, skip_stored=True))
 
 
 def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
@@ -654,28 +741,32 @@ async def _ingest(
     count = 0
     error_code = ""
     try:
-        await _authenticate(request, project_id)
-        _check_content_headers(request)
-        body = await _read_body(request)
+        await authenticate(request, project_id)
+        encoding = _check_content_headers(request)
+        body = decompress(await read_body(request), encoding)
         if len(body) > OFFLOAD_BODY_BYTES:
             events = await asyncio.to_thread(_parse_body, body, parse)
         else:
             events = _parse_body(body, parse)
         count = len(events)
-        await _write(request, project_id, events)
+        await store_events(request, project_id, events)
         response = JSONResponse({"status": "ok", "stored": count})
     except IngestError as error:
         response = error_response(error)
         error_code = error.code
 
+    log_request(kind, project_id, count, response.status_code, started, error_code)
+    return response
+
+
+def log_request(kind: str, project_id: str, count: int, status: int, started: float, error_code: str) -> None:
+    """Log one line per ingestion request, with the error code and not the message, because messages quote event values."""
     elapsed_ms = (time.perf_counter() - started) * 1000
     logged_project = project_id if PROJECT_ID_PATTERN.match(project_id) else "(invalid)"
-    # The code and not the message, because messages quote event values.
     logger.info(
         "ingest %s project=%s events=%d status=%d ms=%.1f%s",
-        kind, logged_project, count, response.status_code, elapsed_ms, f" error={error_code}" if error_code else "",
+        kind, logged_project, count, status, elapsed_ms, f" error={error_code}" if error_code else "",
     )
-    return response
 
 
 def error_response(error: IngestError) -> JSONResponse:
@@ -684,7 +775,8 @@ def error_response(error: IngestError) -> JSONResponse:
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
-async def _authenticate(request: Request, project_id: str) -> None:
+async def authenticate(request: Request, project_id: str) -> None:
+    """Accept the project's ingestion key or the API token as a bearer token; raise IngestError 401 or 404."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
@@ -701,7 +793,8 @@ async def _authenticate(request: Request, project_id: str) -> None:
 
     valid = PROJECT_ID_PATTERN.match(project_id) is not None
     if valid:
-        valid = await asyncio.to_thread(store.check_ingest_key, project_id, key.strip())
+        cached = store.cached_ingest_key_check(project_id, key.strip())
+        valid = cached if cached is not None else await asyncio.to_thread(store.check_ingest_key, project_id, key.strip())
     if not valid:
         # An unknown project gets the same response as a wrong key, so project ids cannot be probed.
         raise IngestError(401, "Invalid ingestion key for this project", code="invalid_key")
@@ -727,7 +820,8 @@ async def _require_project(store: Store, project_id: str) -> None:
         )
 
 
-def _check_content_headers(request: Request) -> None:
+def _check_content_headers(request: Request) -> str:
+    """Check the JSON content type and return the content encoding: "gzip" or "identity"."""
     content_type = request.headers.get("content-type", "")
     media_type, _, parameters = content_type.partition(";")
     if media_type.strip().lower() != "application/json":
@@ -737,13 +831,53 @@ def _check_content_headers(request: Request) -> None:
     charset = _charset(parameters)
     if charset not in ("", "utf-8", "utf8"):
         raise IngestError(415, f"charset {quote(charset)} is not supported; send UTF-8 JSON")
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding != "identity":
-        raise IngestError(415, f"Content-Encoding {quote(encoding)} is not supported; send the body uncompressed")
+    return content_encoding(request)
+
+
+def content_encoding(request: Request) -> str:
+    """Return the request's content encoding, "gzip" or "identity"; raise 415 for any other."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
+    if encoding not in ("gzip", "identity"):
+        raise IngestError(
+            415, f"Content-Encoding {quote(encoding)} is not supported; send the body uncompressed or gzip-compressed"
+        )
+    return encoding
+
+
+def decompress(body: bytes, encoding: str) -> bytes:
+    """Return the gzip-decompressed body when `encoding` is "gzip", stopping beyond MAX_BODY_BYTES."""
+    if encoding != "gzip":
+        return body
+
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header and trailer
+    try:
+        data = decompressor.decompress(body, MAX_BODY_BYTES + 1)
+    except zlib.error as error:
+        raise IngestError(
+            400, f"Body is not valid gzip data ({error}); compress it with gzip or drop Content-Encoding: gzip",
+            code="invalid_gzip",
+        ) from None
+    if len(data) > MAX_BODY_BYTES:
+        raise IngestError(
+            413,
+            f"Decompressed body is larger than {MAX_BODY_BYTES} bytes ({MAX_BODY_BYTES // (1024 * 1024)} MiB); "
+            "split the batch",
+        )
+    if not decompressor.eof:
+        raise IngestError(
+            400, "Body is not valid gzip data (it ends before the gzip trailer); send the whole compressed body",
+            code="invalid_gzip",
+        )
+    return data
 
 
 def _parse_body(body: bytes, parse: Callable[..., list[EventRow]]) -> list[EventRow]:
     """Decode a UTF-8 JSON body and validate it with `parse`."""
+    return parse(load_json(body), now=utcnow())
+
+
+def load_json(body: bytes) -> Any:
+    """Decode a UTF-8 JSON body; raise IngestError 400 naming the first problem."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -764,7 +898,7 @@ def _parse_body(body: bytes, parse: Callable[..., list[EventRow]]) -> list[Event
         raise IngestError(
             400, "Body is not valid JSON: a number has more than 4300 digits; send it as a string", code="invalid_json"
         ) from None
-    return parse(payload, now=utcnow())
+    return payload
 
 
 def _charset(parameters: str) -> str:
@@ -779,7 +913,7 @@ def _reject_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
 
 
-async def _read_body(request: Request) -> bytes:
+async def read_body(request: Request) -> bytes:
     """Read the body, stopping as soon as it exceeds MAX_BODY_BYTES."""
     too_large = IngestError(
         413, f"Body is larger than {MAX_BODY_BYTES} bytes ({MAX_BODY_BYTES // (1024 * 1024)} MiB); split the batch"
@@ -798,7 +932,8 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def _write(request: Request, project_id: str, events: list[EventRow]) -> None:
+async def store_events(request: Request, project_id: str, events: list[EventRow]) -> None:
+    """Store events through the app's EventWriter; raise IngestError 503 or 500 when that fails."""
     writer: EventWriter = request.app.state.writer
     try:
         await writer.write(project_id, events)

@@ -106,6 +106,26 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
+        4,
+        "skipping index on event uuids for write-time deduplication; per-project settings",
+        [
+            # Without the index, checking 1,000 incoming uuids reads every uuid of the project; with
+            # it, only granules whose bloom filter may contain one of them.
+            """
+            ALTER TABLE events ADD INDEX IF NOT EXISTS events_uuid_bloom uuid TYPE bloom_filter(0.001) GRANULARITY 1
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS project_settings (
+                project_id String,
+                name String,
+                value String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (project_id, name)
+            """,
+        ],
+    ),
+    (
         5,
         "daily account health score snapshots",
         [
@@ -206,6 +226,9 @@ class EventRow:
     distinct_id: str
     timestamp: dt.datetime
     properties: dict[str, Any] = field(default_factory=dict)
+    # True when the server made the uuid (uuid4) because the sender gave none: such an event cannot
+    # be stored yet, so the duplicate check skips it.
+    uuid_generated: bool = False
 
 
 def hash_key(key: str) -> str:
@@ -292,6 +315,8 @@ class Store:
         self._lock = threading.Lock()
         self._definitions: dict[str, dict[str, PropertyType]] = {}
         self._ingest_key_hashes: dict[str, tuple[str, float]] = {}
+        self._ingest_key_projects: dict[str, tuple[str, float]] = {}
+        self._insert_locks: dict[str, threading.Lock] = {}
         self._idle: queue.LifoQueue[Client] = queue.LifoQueue()
         self._idle.put(client)
         self._opened = [client]
@@ -402,11 +427,11 @@ class Store:
         The lookup query cost about 1.9 ms per ingestion request and halved HTTP throughput in
         bench/bench_ingest.py, so a project's hash is kept for INGEST_KEY_CACHE_S seconds.
         """
-        now = time.monotonic()
-        cached = self._ingest_key_hashes.get(project_id)
-        if cached is not None and cached[1] > now:
-            return keys_match(key, cached[0])
+        cached = self.cached_ingest_key_check(project_id, key)
+        if cached is not None:
+            return cached
 
+        now = time.monotonic()
         rows = self._query(
             "SELECT ingest_key_hash FROM projects FINAL WHERE project_id = {p:String}",
             {"p": project_id},
@@ -420,13 +445,117 @@ class Store:
         self._ingest_key_hashes[project_id] = (stored_hash, now + INGEST_KEY_CACHE_S)
         return keys_match(key, stored_hash)
 
+    def cached_ingest_key_check(self, project_id: str, key: str) -> bool | None:
+        """Return check_ingest_key's result from the cache, or None when it needs a query.
+
+        Callers on an event loop use this first, because handing the check to a worker thread cost
+        more than the check itself (bench/ingest_server.py --profile).
+        """
+        cached = self._ingest_key_hashes.get(project_id)
+        if cached is None or cached[1] <= time.monotonic():
+            return None
+        return keys_match(key, cached[0])
+
+    def cached_project_for_ingest_key(self, key: str) -> str | None:
+        """Return project_for_ingest_key's result from the cache, or None when it needs a query."""
+        cached = self._ingest_key_projects.get(hash_key(key))
+        if cached is None or cached[1] <= time.monotonic():
+            return None
+        return cached[0]
+
+    def project_for_ingest_key(self, key: str) -> str | None:
+        """Return the project whose ingestion key this is, or None; for senders that name no project.
+
+        PostHog's SDKs send only the key (`api_key`), so the project is found by the key's hash.
+        A found hash is kept for INGEST_KEY_CACHE_S seconds, like check_ingest_key's.
+        """
+        key_hash = hash_key(key)
+        now = time.monotonic()
+        cached = self._ingest_key_projects.get(key_hash)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+
+        rows = self._query(
+            "SELECT project_id FROM projects FINAL WHERE ingest_key_hash = {h:String} LIMIT 1",
+            {"h": key_hash},
+        ).result_rows
+        if not rows:
+            return None
+        self._ingest_key_projects[key_hash] = (rows[0][0], now + INGEST_KEY_CACHE_S)
+        return rows[0][0]
+
+    def project_settings(self, project_id: str) -> dict[str, str]:
+        """Return a project's settings by name; a name never set is absent."""
+        rows = self._query(
+            "SELECT name, value FROM project_settings FINAL WHERE project_id = {p:String}",
+            {"p": project_id},
+        ).result_rows
+        return {name: value for name, value in rows}
+
+    def set_project_settings(self, project_id: str, values: Mapping[str, str]) -> None:
+        """Store settings of a project, replacing earlier values of the same names."""
+        if not values:
+            return
+        version = time.time_ns()
+        self._insert(
+            "project_settings",
+            [[project_id, name, value, version] for name, value in values.items()],
+            column_names=["project_id", "name", "value", "version"],
+        )
+        logger.info("set project %s settings: %s", project_id, ", ".join(sorted(values)))
+
     # Events and property definitions
 
-    def insert_events(self, project_id: str, events: Sequence[EventRow]) -> None:
-        """Store events in one insert and record the types of properties seen for the first time."""
-        if not events:
-            return
+    def insert_events(self, project_id: str, events: Sequence[EventRow], *, skip_stored: bool = False) -> int:
+        """Store events in one insert, record new property types, and return how many were stored.
 
+        With `skip_stored`, as ingestion calls it, an event whose uuid repeats within `events` or
+        is already stored is skipped, so a retried request is never counted twice and queries need
+        no deduplication. Those inserts run one at a time per project in this process, so two of
+        them cannot both pass the check. Without it, as the file importer calls it, every event is
+        stored (the importer rejects a second import of a file itself, unless asked to store it
+        again).
+        NOTE: several processes writing one ClickHouse server can still race between the check
+        and the insert; the embedded store allows one process only.
+        """
+        if not events:
+            return 0
+
+        with self._insert_lock(project_id):
+            fresh = self._unstored(project_id, events) if skip_stored else list(events)
+            if fresh:
+                self._insert_rows(project_id, fresh)
+        if fresh:
+            self.record_definitions(project_id, fresh)
+        skipped = len(events) - len(fresh)
+        if skipped:
+            logger.info("skipped %d of %d events already stored in project %s", skipped, len(events), project_id)
+        return len(fresh)
+
+    def _insert_lock(self, project_id: str) -> threading.Lock:
+        with self._lock:
+            return self._insert_locks.setdefault(project_id, threading.Lock())
+
+    def _unstored(self, project_id: str, events: Sequence[EventRow]) -> list[EventRow]:
+        """Return the events whose uuid is neither stored nor repeated earlier in `events`, in order."""
+        first: dict[str, EventRow] = {}
+        for event in events:
+            first.setdefault(event.uuid, event)
+        sent = [event_uuid for event_uuid, event in first.items() if not event.uuid_generated]
+        stored = self.stored_uuids(project_id, sent)
+        return [event for event_uuid, event in first.items() if event_uuid not in stored]
+
+    def stored_uuids(self, project_id: str, uuids: Sequence[str]) -> set[str]:
+        """Return the canonical uuids among `uuids` that the project stores."""
+        if not uuids:
+            return set()
+        rows = self._query(
+            "SELECT DISTINCT toString(uuid) FROM events WHERE project_id = {p:String} AND uuid IN {u:Array(UUID)}",
+            {"p": project_id, "u": list(uuids)},
+        ).result_rows
+        return {row[0] for row in rows}
+
+    def _insert_rows(self, project_id: str, events: Sequence[EventRow]) -> None:
         now = format_timestamp(utcnow())
         lines = []
         for event in events:
@@ -452,7 +581,6 @@ class Store:
                 # String read of that property returns NULL.
                 settings={"input_format_try_infer_datetimes": 0, "input_format_try_infer_dates": 0},
             )
-        self.record_definitions(project_id, events)
 
     def record_definitions(self, project_id: str, events: Sequence[EventRow]) -> None:
         known = self.property_types(project_id)

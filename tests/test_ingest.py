@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gzip
+import hashlib
 import json
 import logging
 import threading
@@ -24,6 +26,7 @@ from pulseboard.server.ingest import (
     EventWriter,
     IngestError,
     WriterClosedError,
+    exception_fingerprint,
     ingest_routes,
     parse_events,
     parse_log,
@@ -31,6 +34,7 @@ from pulseboard.server.ingest import (
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.settings import Settings
 from pulseboard.server.store import EventRow, Project, Store
+from pulseboard.tools.query import run_hogql
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -66,6 +70,9 @@ def post(
     headers = {"Content-Type": content_type}
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
+    if isinstance(body, EncodedBody):
+        headers["Content-Encoding"] = body.encoding
+        body = body.content
     content = body if isinstance(body, (bytes, Iterator)) else json.dumps(body).encode()
     return client.post(path, content=content, headers=headers)
 
@@ -83,6 +90,11 @@ def stored_count(store: Store, project_id: str) -> int:
     return store.query("SELECT count() FROM events WHERE project_id = {p:String}", {"p": project_id}).rows[0][0]
 
 
+def sha256_prefix(text: str) -> str:
+    """The first 32 hex digits of the SHA-256 of `text`: the form of `$exception_fingerprint`."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or []}}
 
@@ -95,6 +107,28 @@ BAD_TIMESTAMP = "timestamp 'yesterday' is not an ISO 8601 date-time; send e.g. 2
 BAD_UUID = "uuid 'not-a-uuid' is not a valid UUID; send e.g. 0190a3f2-7c1e-7b8e-9a6f-3d2c1b0a9f8e or leave it out"
 TOO_LARGE = f"Body is larger than {MAX_BODY_BYTES} bytes (5 MiB); split the batch"
 PADDING = b"a" * MAX_BODY_BYTES
+
+
+class EncodedBody:
+    """A request body sent with a Content-Encoding header."""
+
+    def __init__(self, content: bytes, encoding: str) -> None:
+        self.content = content
+        self.encoding = encoding
+
+
+class GzipBody(EncodedBody):
+    """A body sent with Content-Encoding: gzip, compressed here unless `compress` is False."""
+
+    def __init__(self, content: bytes, *, compress: bool = True) -> None:
+        super().__init__(gzip.compress(content) if compress else content, "gzip")
+
+
+FUTURE_MESSAGE = (
+    "timestamp '2999-01-01T00:00:00Z' is more than 1 day after the server time {now}; "
+    "check the sender's clock, or the unit of an epoch number"
+)
+FUTURE_ERROR = "future"  # the message quotes the server's clock, so the test fills it in
 
 
 def invalid(message: str, field: str) -> dict[str, Any]:
@@ -223,12 +257,116 @@ BAD_REQUESTS = [
         invalid(BAD_TIMESTAMP, "timestamp"),
     ),
     (
-        "timestamp before 1970",
+        "timestamp before 2000",
         "analytics",
-        {"event": "x", "distinct_id": "u1", "timestamp": "1969-12-31T23:59:59Z"},
+        {"event": "x", "distinct_id": "u1", "timestamp": "1999-12-31T23:59:59Z"},
         "application/json",
         422,
-        invalid("timestamp '1969-12-31T23:59:59Z' is before 1970-01-01T00:00:00Z; send a later time", "timestamp"),
+        invalid("timestamp '1999-12-31T23:59:59Z' is before 2000-01-01T00:00:00Z; send a later time", "timestamp"),
+    ),
+    (
+        "epoch zero timestamp",
+        "analytics",
+        {"event": "x", "distinct_id": "u1", "timestamp": 0},
+        "application/json",
+        422,
+        invalid("timestamp 0 is before 2000-01-01T00:00:00Z; send a later time", "timestamp"),
+    ),
+    (
+        "timestamp far in the future",
+        "analytics",
+        [{"event": "x", "distinct_id": "u1"}, {"event": "x", "distinct_id": "u1", "timestamp": "2999-01-01T00:00:00Z"}],
+        "application/json",
+        422,
+        FUTURE_ERROR,
+    ),
+    (
+        "property name with a control character",
+        "analytics",
+        {"event": "x", "distinct_id": "u1", "properties": {"plan\nname": "pro"}},
+        "application/json",
+        422,
+        invalid(
+            "property name 'plan\nname' is invalid: it contains a control character; rename it", "properties.plan\nname"
+        ),
+    ),
+    (
+        "property name in JSON subcolumn syntax",
+        "analytics",
+        {"event": "x", "distinct_id": "u1", "properties": {"mrr": {":Int64": 5}}},
+        "application/json",
+        422,
+        invalid(
+            "property name ':Int64' is invalid: a part starts with ':', which ClickHouse reads as JSON subcolumn "
+            "syntax; rename it",
+            "properties.mrr.:Int64",
+        ),
+    ),
+    (
+        "property name part too long",
+        "analytics",
+        {"event": "x", "distinct_id": "u1", "properties": {"a." + "b" * 201: 1}},
+        "application/json",
+        422,
+        invalid(
+            f"property name 'a.{'b' * 58}...' is invalid: a part is 201 characters long, and the maximum is 200; "
+            "rename it",
+            "properties.a." + "b" * 201,
+        ),
+    ),
+    (
+        "gzip body that is not gzip",
+        "analytics",
+        GzipBody(b"not gzip at all", compress=False),
+        "application/json",
+        400,
+        error_body(
+            "invalid_gzip",
+            "Body is not valid gzip data (Error -3 while decompressing data: incorrect header check); "
+            "compress it with gzip or drop Content-Encoding: gzip",
+        ),
+    ),
+    (
+        "truncated gzip body",
+        "analytics",
+        GzipBody(gzip.compress(b'{"event": "x", "distinct_id": "u1"}')[:-8], compress=False),
+        "application/json",
+        400,
+        error_body(
+            "invalid_gzip",
+            "Body is not valid gzip data (it ends before the gzip trailer); send the whole compressed body",
+        ),
+    ),
+    (
+        "gzip body over the size limit once decompressed",
+        "analytics",
+        GzipBody(b'{"event": "x", "distinct_id": "u1", "properties": {"pad": "' + PADDING + b'"}}'),
+        "application/json",
+        413,
+        error_body("payload_too_large", f"Decompressed body is larger than {MAX_BODY_BYTES} bytes (5 MiB); split the batch"),
+    ),
+    (
+        "gzip body with invalid events",
+        "analytics",
+        GzipBody(json.dumps([{"event": "x", "distinct_id": "u1"}, {"event": "y"}]).encode()),
+        "application/json",
+        422,
+        error_body(
+            "invalid_events",
+            "1 of 2 events is invalid (index 1); nothing was stored",
+            [{"index": 1, "field": "distinct_id", "message": MISSING_DISTINCT_ID}],
+        ),
+    ),
+    (
+        "brotli content encoding",
+        "analytics",
+        EncodedBody(b"{}", "br"),
+        "application/json",
+        415,
+        error_body(
+            "unsupported_media_type",
+            "Content-Encoding 'br' is not supported; send the body uncompressed or gzip-compressed",
+        ),
     ),
     (
         "epoch microseconds",
@@ -385,6 +523,17 @@ BAD_REQUESTS = [
 ]
 
 
+def future_error(response: Any) -> dict[str, Any]:
+    """The expected error for the far-future case, with the server time the response quotes."""
+    details = response.json()["error"]["details"]
+    now = details[0]["message"].split("server time ")[1].split(";")[0] if details else "(missing)"
+    return error_body(
+        "invalid_events",
+        "1 of 2 events is invalid (index 1); nothing was stored",
+        [{"index": 1, "field": "timestamp", "message": FUTURE_MESSAGE.format(now=now)}],
+    )
+
+
 @pytest.mark.parametrize(
     ("route", "body", "content_type", "status", "expected"),
     [case[1:] for case in BAD_REQUESTS],
@@ -397,6 +546,8 @@ def test_bad_request_stores_nothing(
 
     response = post(client, f"/v1/{route}/{created.project_id}/", body, key, content_type)
 
+    if expected == FUTURE_ERROR:
+        expected = future_error(response)
     assert response.status_code == status
     assert response.json() == expected
     assert response.headers["content-type"] == "application/json"
@@ -555,6 +706,7 @@ GOOD_REQUESTS = [
                 "$exception_stack": "Traceback (most recent call last): ...",
                 "$exception_type": "KeyError",
                 "$exception_level": "error",
+                "$exception_fingerprint": sha256_prefix("KeyError\nKeyError: 'plan'\n"),
                 "account_id": "A-9",
                 "release": "1.4.2",
             },
@@ -568,7 +720,12 @@ GOOD_REQUESTS = [
             "$exception",
             "account:A-9",
             "2024-05-01 12:00:00.000000",
-            {"$exception_message": "timeout", "$exception_level": "warning", "account_id": "A-9"},
+            {
+                "$exception_message": "timeout",
+                "$exception_level": "warning",
+                "$exception_fingerprint": sha256_prefix("\ntimeout\n"),
+                "account_id": "A-9",
+            },
         )],
     ),
     (
@@ -579,7 +736,11 @@ GOOD_REQUESTS = [
             "$exception",
             "anonymous",
             "2024-05-01 12:00:00.000000",
-            {"$exception_message": "timeout", "$exception_level": "error"},
+            {
+                "$exception_message": "timeout",
+                "$exception_level": "error",
+                "$exception_fingerprint": sha256_prefix("\ntimeout\n"),
+            },
         )],
     ),
 ]
@@ -673,6 +834,21 @@ def test_full_batch_is_stored(client: TestClient, store: Store, project: tuple[P
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "stored": 1000}
     assert stored_count(store, created.project_id) == 1000
+
+
+def test_gzip_batch_is_stored(client: TestClient, store: Store, project: tuple[Project, str]):
+    created, key = project
+    batch = [{"event": "viewed", "distinct_id": f"u{number}", "properties": {"n": number}} for number in range(1000)]
+    body = GzipBody(json.dumps({"batch": batch}).encode())
+
+    response = post(client, f"/v1/analytics/{created.project_id}/", body, key)
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "stored": 1000}
+    assert stored_count(store, created.project_id) == 1000
+    assert store.query(
+        "SELECT sum(toInt64(properties.n)) FROM events WHERE project_id = {p:String}", {"p": created.project_id}
+    ).rows == [[499500]]
 
 
 def test_get_is_not_allowed(client: TestClient, project: tuple[Project, str]):
@@ -861,4 +1037,91 @@ def test_log_distinct_id_from_numeric_user():
 
     assert row.distinct_id == "42"
     assert row.timestamp == NOW
-    assert row.properties == {"$exception_message": "boom", "$exception_level": "error"}
+    assert row.properties == {
+        "$exception_message": "boom",
+        "$exception_level": "error",
+        "$exception_fingerprint": sha256_prefix("\nboom\n"),
+    }
+
+
+PYTHON_STACK = """Traceback (most recent call last):
+  File "/app/server.py", line 88, in handle
+    return charge(order)
+  File "/app/billing.py", line {line}, in charge
+    raise KeyError(plan)
+KeyError: 'plan'"""
+JS_STACK = """TypeError: Cannot read properties of undefined (reading 'id')
+    at renderInvoice (https://app.example.com/static/app.js:{line}:17)
+    at HTMLButtonElement.onClick (https://app.example.com/static/app.js:88:5)"""
+
+# (case, type, message, stack, expected top frame, text hashed into the fingerprint)
+FINGERPRINTS = [
+    (
+        "python innermost frame",
+        "KeyError",
+        "user 42 has no plan",
+        PYTHON_STACK.format(line=120),
+        "/app/billing.py in charge",
+        "KeyError\nuser <n> has no plan\n/app/billing.py in charge",
+    ),
+    (
+        "javascript first at line",
+        "TypeError",
+        "Cannot read properties of undefined (reading 'id')",
+        JS_STACK.format(line=1042),
+        "renderInvoice (https://app.example.com/static/app.js)",
+        "TypeError\nCannot read properties of undefined (reading 'id')\n"
+        "renderInvoice (https://app.example.com/static/app.js)",
+    ),
+    (
+        "uuid and address in message",
+        "",
+        "order 0190a3f2-7c1e-7b8e-9a6f-3d2c1b0a9f8e locked by 0x7f3a9c",
+        "",
+        "",
+        "\norder <uuid> locked by <hex>\n",
+    ),
+    ("stack without frames", "", "boom", "something went wrong", "", "\nboom\n"),
+]
+
+
+@pytest.mark.parametrize(
+    ("exception_type", "message", "stack", "top_frame", "hashed"),
+    [case[1:] for case in FINGERPRINTS],
+    ids=[case[0] for case in FINGERPRINTS],
+)
+def test_exception_fingerprint(exception_type: str, message: str, stack: str, top_frame: str, hashed: str):
+    assert exception_fingerprint(exception_type, message, stack) == (sha256_prefix(hashed), top_frame)
+
+
+def test_fingerprint_groups_one_kind():
+    first = exception_fingerprint("KeyError", "user 42 has no plan", PYTHON_STACK.format(line=120))
+    moved = exception_fingerprint("KeyError", "user 7 has no plan", PYTHON_STACK.format(line=131))
+    other_place = exception_fingerprint("KeyError", "user 42 has no plan", JS_STACK.format(line=3))
+
+    assert first == moved
+    assert first[0] != other_place[0]
+
+
+def test_errors_counted_per_fingerprint(client: TestClient, store: Store, project: tuple[Project, str]):
+    created, key = project
+    reports = [
+        {"message": f"user {user} has no plan", "type": "KeyError", "stack": PYTHON_STACK.format(line=line)}
+        for user, line in ((1, 120), (2, 121), (3, 122))
+    ]
+    reports.append({"message": "Cannot read properties of undefined (reading 'id')", "stack": JS_STACK.format(line=9)})
+    for report in reports:
+        assert post(client, f"/v1/logs/{created.project_id}/", report, key).status_code == 200
+
+    output = run_hogql(
+        store,
+        Settings(data_dir=Path("/tmp"), clickhouse_url=store.url),
+        created.project_id,
+        "SELECT properties.$exception_top_frame AS frame, count() AS errors FROM events "
+        "WHERE event = '$exception' GROUP BY frame ORDER BY errors DESC",
+    )
+
+    assert output.rows == [
+        ["/app/billing.py in charge", 3],
+        ["renderInvoice (https://app.example.com/static/app.js)", 1],
+    ]
