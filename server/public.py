@@ -6,6 +6,9 @@ caller cannot tell which publications exist. Results are cached per publication 
 `cache_ttl_s`. When a result is stale, one request recomputes it. Concurrent viewers of the same
 publication wait up to STALE_WAIT_S for that computation and otherwise get the last result,
 marked as stale. Each publication has a request budget, and a view over it gets 429.
+
+A health publication also has a drill-down at `/q/<id>/drilldown`, as HTML or JSON, under the same
+key, budget, cache rules, headers and error shape (see server/public_drilldown.py).
 """
 
 from __future__ import annotations
@@ -24,16 +27,26 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from urllib.parse import urlencode
 
 import anyio
 import anyio.to_thread
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from pulseboard.server.public_page import THEMES, PageOptions, iso_utc, render_error_page, render_page
+from pulseboard.server.public_drilldown import PublicationDrilldown, compute_drilldown, has_drilldown
+from pulseboard.server.public_page import (
+    THEMES,
+    PageOptions,
+    iso_utc,
+    render_drilldown_page,
+    render_error_page,
+    render_page,
+)
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.store import Publication, PublicationKeys, Store, check_publication_key, utcnow
 
@@ -46,6 +59,7 @@ Format = Literal["html", "json", "csv"]
 CacheStatus = Literal["hit", "miss", "shared", "stale", "refresh"]
 
 FORMATS: tuple[Format, ...] = ("html", "json", "csv")
+DRILLDOWN_FORMATS: tuple[Format, ...] = ("html", "json")
 PATH_SUFFIXES: dict[str, Format] = {".json": "json", ".csv": "csv"}
 MEDIA_TYPES: dict[Format, str] = {"html": "text/html", "json": "application/json", "csv": "text/csv"}
 # The version of the JSON document's shape. It changes only when a field is removed or changes
@@ -101,20 +115,28 @@ SERVER_ERROR_TITLE = "This result cannot be shown"
 NOT_FOUND_TITLE = "Publication not found"
 BAD_REQUEST_TITLE = "This link has an invalid option"
 RATE_LIMITED_TITLE = "Too many views"
+NO_DRILLDOWN_TITLE = "This publication has no drill-down"
+NO_DRILLDOWN_MESSAGE = (
+    "Only publications of the account_health_score recipe have a drill-down. Open the publication's "
+    "own link without /drilldown."
+)
+
+# The result type that a cache holds: QueryOutput for publications, PublicationDrilldown for drill-downs.
+ResultT = TypeVar("ResultT")
 
 
 # The cache
 
 
 @dataclasses.dataclass(frozen=True)
-class CachedResult:
+class CachedResult(Generic[ResultT]):
     """One computed result of a publication.
 
     `generation` numbers the results this process computed, so that two results never share an
     ETag even when their computed_at is the same.
     """
 
-    output: QueryOutput
+    output: ResultT
     computed_at: dt.datetime
     stale_after: dt.datetime
     # The cache's clock reading, in seconds, at which the result goes stale.
@@ -145,12 +167,15 @@ class _Flight:
 
     def __init__(self) -> None:
         self.done = anyio.Event()
-        self.result: CachedResult | None = None
+        self.result: CachedResult[Any] | None = None
         self.error: ComputeError | None = None
 
 
-class PublicationCache:
+class PublicationCache(Generic[ResultT]):
     """Results of publications, each fresh for its `cache_ttl_s`, recomputed one at a time.
+
+    One instance holds one kind of result: the app keeps one for publications' results and one for
+    the drill-downs of health publications.
 
     `compute` blocks (chDB calls do), so it runs in a worker thread. The cache's own state is
     read and written only from the event loop, so it needs no lock. `clock` measures freshness
@@ -160,7 +185,7 @@ class PublicationCache:
 
     def __init__(
         self,
-        compute: Callable[[Publication], QueryOutput],
+        compute: Callable[[Publication], ResultT],
         clock: Callable[[], float] = time.monotonic,
         *,
         now: Callable[[], dt.datetime] = utcnow,
@@ -177,16 +202,18 @@ class PublicationCache:
         self._max_entries = max_entries
         self._stale_wait_s = stale_wait_s
         self._refresh_interval_s = refresh_interval_s
-        self._results: OrderedDict[str, CachedResult] = OrderedDict()
+        self._results: OrderedDict[str, CachedResult[ResultT]] = OrderedDict()
         self._flights: dict[str, _Flight] = {}
         self._refreshed_at: OrderedDict[str, float] = OrderedDict()
         self._generations = itertools.count(1)
 
-    def remaining_ttl(self, result: CachedResult) -> float:
+    def remaining_ttl(self, result: CachedResult[Any]) -> float:
         """Return the seconds until the result goes stale, 0 when it is stale."""
         return max(0.0, result.fresh_until - self._clock())
 
-    async def get(self, publication: Publication, *, refresh: bool = False) -> tuple[CachedResult, CacheStatus]:
+    async def get(
+        self, publication: Publication, *, refresh: bool = False
+    ) -> tuple[CachedResult[ResultT], CacheStatus]:
         """Return the publication's result and where it came from.
 
         "hit" is a fresh cached result, "miss" one this call computed, "refresh" one this call
@@ -235,7 +262,7 @@ class PublicationCache:
             self._refreshed_at.popitem(last=False)
         return True
 
-    async def _lead(self, publication: Publication) -> CachedResult:
+    async def _lead(self, publication: Publication) -> CachedResult[ResultT]:
         publication_id = publication.publication_id
         flight = _Flight()
         self._flights[publication_id] = flight
@@ -249,7 +276,7 @@ class PublicationCache:
             del self._flights[publication_id]
             flight.done.set()
 
-    async def _compute_result(self, publication: Publication) -> CachedResult:
+    async def _compute_result(self, publication: Publication) -> CachedResult[ResultT]:
         publication_id = publication.publication_id
         try:
             output = await anyio.to_thread.run_sync(self._compute, publication)
@@ -425,17 +452,16 @@ class RequestBudget:
 
 
 def public_routes() -> list[BaseRoute]:
-    """Return the routes of the published-result pages.
+    """Return the routes of the published-result pages and of the health drill-downs.
 
-    The route takes every method, so that the endpoint can respond to the unsupported ones with
+    The routes take every method, so that the endpoints can respond to the unsupported ones with
     the JSON error shape and the CORS headers.
     """
+    methods = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
     return [
+        Route("/q/{publication_id}", publication_endpoint, methods=methods, name="publication"),
         Route(
-            "/q/{publication_id}",
-            publication_endpoint,
-            methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
-            name="publication",
+            "/q/{publication_id}/drilldown", drilldown_endpoint, methods=methods, name="publication_drilldown"
         ),
     ]
 
@@ -469,11 +495,25 @@ class ViewOptions:
 
 async def publication_endpoint(request: Request) -> Response:
     """Serve one publication as HTML, JSON or CSV, and respond to CORS preflight requests."""
+    return await logged_response(request, respond, "")
+
+
+async def drilldown_endpoint(request: Request) -> Response:
+    """Serve a health publication's drill-down as HTML or JSON, and respond to CORS preflight requests."""
+    return await logged_response(request, respond_drilldown, "/drilldown")
+
+
+async def logged_response(
+    request: Request,
+    respond_with: Callable[[Request, RequestSummary], Awaitable[Response]],
+    path_suffix: str,
+) -> Response:
+    """Run an endpoint's handler and log its one INFO line, whose path has no key."""
     started = time.perf_counter()
     summary = RequestSummary()
     status = 500
     try:
-        response = await respond(request, summary)
+        response = await respond_with(request, summary)
         status = response.status_code
         if request.method == "HEAD":
             # Content-Length stays that of the GET body, as HEAD requires.
@@ -482,9 +522,10 @@ async def publication_endpoint(request: Request) -> Response:
     finally:
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.info(
-            "%s /q/%s format=%s status=%d cache=%s ms=%.1f",
+            "%s /q/%s%s format=%s status=%d cache=%s ms=%.1f",
             request.method,
             summary.publication_id,
+            path_suffix,
             summary.format,
             status,
             summary.cache,
@@ -494,6 +535,51 @@ async def publication_endpoint(request: Request) -> Response:
 
 async def respond(request: Request, summary: RequestSummary) -> Response:
     publication_id, suffix = split_suffix(request.path_params["publication_id"])
+    opened = await open_view(request, summary, publication_id, suffix, FORMATS)
+    if isinstance(opened, Response):
+        return opened
+
+    publication, options = opened
+    try:
+        cache: PublicationCache[QueryOutput] = request.app.state.publications
+        result, summary.cache = await cache.get(publication, refresh=options.refresh)
+        max_age = 0 if summary.cache == "stale" else int(cache.remaining_ttl(result))
+        return result_response(request, options, publication, result, summary.cache, max_age)
+    except Exception as error:
+        return failure_response(request, options.format, summary, error)
+
+
+async def respond_drilldown(request: Request, summary: RequestSummary) -> Response:
+    opened = await open_view(request, summary, request.path_params["publication_id"], None, DRILLDOWN_FORMATS)
+    if isinstance(opened, Response):
+        return opened
+
+    publication, options = opened
+    if not has_drilldown(publication):
+        return error_response(
+            request, options.format, 404, "not_found", NO_DRILLDOWN_MESSAGE, title=NO_DRILLDOWN_TITLE
+        )
+    try:
+        cache = drilldown_cache(request.app.state)
+        result, summary.cache = await cache.get(publication, refresh=options.refresh)
+        max_age = 0 if summary.cache == "stale" else int(cache.remaining_ttl(result))
+        return drilldown_response(request, options, publication, result, summary.cache, max_age)
+    except Exception as error:
+        return failure_response(request, options.format, summary, error)
+
+
+async def open_view(
+    request: Request,
+    summary: RequestSummary,
+    publication_id: str,
+    suffix: Format | None,
+    formats: tuple[Format, ...],
+) -> tuple[Publication, ViewOptions] | Response:
+    """Check the method, the options, the key and the budget of a view.
+
+    Returns the publication that the key opens with the view's options, or the response that
+    ends the request: a preflight's 204, a 405, a 400, the one 404 or a 429.
+    """
     valid_id = PUBLICATION_ID_PATTERN.match(publication_id) is not None
     if valid_id:
         summary.publication_id = publication_id
@@ -506,10 +592,10 @@ async def respond(request: Request, summary: RequestSummary) -> Response:
         return error_response(request, "json", 405, "method_not_allowed", message, extra={"Allow": ALLOWED_METHODS})
 
     try:
-        options = view_options(request, suffix)
+        options = view_options(request, suffix, formats)
     except RequestError as error:
-        output_format = "html" if error.code != "invalid_format" and wants_html(request, suffix) else "json"
-        return error_response(request, output_format, 400, error.code, error.message, title=BAD_REQUEST_TITLE)
+        html = error.code != "invalid_format" and wants_html(request, suffix, formats)
+        return error_response(request, "html" if html else "json", 400, error.code, error.message, title=BAD_REQUEST_TITLE)
     summary.format = options.format
 
     try:
@@ -525,18 +611,36 @@ async def respond(request: Request, summary: RequestSummary) -> Response:
         retry_after = budget.take(publication_id)
         if retry_after:
             return rate_limited_response(request, options.format, publication_id, retry_after)
+    except Exception as error:
+        return failure_response(request, options.format, summary, error)
+    return publication, options
 
-        cache: PublicationCache = request.app.state.publications
-        result, summary.cache = await cache.get(publication, refresh=options.refresh)
-        max_age = 0 if summary.cache == "stale" else int(cache.remaining_ttl(result))
-        return result_response(request, options, publication, result, summary.cache, max_age)
-    except ComputeError as error:
-        return server_error_response(request, options.format, error.error_id)
-    except Exception:
-        # Anything else still gets an error in the requested format, with the CORS headers.
-        error_id = new_error_id()
-        logger.exception("serving publication %s failed, error id %s", summary.publication_id, error_id)
-        return server_error_response(request, options.format, error_id)
+
+def failure_response(request: Request, output_format: Format, summary: RequestSummary, error: Exception) -> Response:
+    """Build the 500 of a failed view in the requested format, with the CORS headers.
+
+    A ComputeError was logged where it happened; any other error is logged here with a new id.
+    """
+    if isinstance(error, ComputeError):
+        return server_error_response(request, output_format, error.error_id)
+
+    error_id = new_error_id()
+    logger.error(
+        "serving publication %s failed, error id %s", summary.publication_id, error_id, exc_info=error
+    )
+    return server_error_response(request, output_format, error_id)
+
+
+def drilldown_cache(state: State) -> PublicationCache[PublicationDrilldown]:
+    """Return the app's cache of drill-downs, created on first use from the app's runtime.
+
+    An app that sets `state.publication_drilldowns` itself chooses the cache's clock and limits.
+    """
+    cache: PublicationCache[PublicationDrilldown] | None = getattr(state, "publication_drilldowns", None)
+    if cache is None:
+        cache = PublicationCache(compute_drilldown(state.runtime))
+        state.publication_drilldowns = cache
+    return cache
 
 
 def split_suffix(raw_id: str) -> tuple[str, Format | None]:
@@ -547,9 +651,9 @@ def split_suffix(raw_id: str) -> tuple[str, Format | None]:
     return raw_id, None
 
 
-def view_options(request: Request, suffix: Format | None) -> ViewOptions:
+def view_options(request: Request, suffix: Format | None, formats: tuple[Format, ...] = FORMATS) -> ViewOptions:
     """Read the format, `?theme=`, `?embed=` and `?refresh=`, and raise RequestError for an invalid value."""
-    output_format = choose_format(request, suffix)
+    output_format = choose_format(request, suffix, formats)
     theme = request.query_params.get("theme", "auto")
     if theme not in THEMES:
         raise RequestError("invalid_theme", f"Invalid theme {theme!r}. Use one of: {', '.join(THEMES)}.")
@@ -571,32 +675,32 @@ def flag_value(request: Request, name: str) -> bool:
     return FLAG_VALUES[value]
 
 
-def wants_html(request: Request, suffix: Format | None) -> bool:
+def wants_html(request: Request, suffix: Format | None, formats: tuple[Format, ...] = FORMATS) -> bool:
     """Tell whether an error about another option should be an HTML page, by the requested format."""
     try:
-        return choose_format(request, suffix) == "html"
+        return choose_format(request, suffix, formats) == "html"
     except RequestError:
         return False
 
 
-def choose_format(request: Request, suffix: Format | None) -> Format:
-    """Pick the format from `?format=`, else the path suffix, else the Accept header."""
+def choose_format(request: Request, suffix: Format | None, formats: tuple[Format, ...] = FORMATS) -> Format:
+    """Pick the format from `?format=`, else the path suffix, else the Accept header, among `formats`."""
     requested = request.query_params.get("format")
     if requested is None:
-        return suffix or format_from_accept(request.headers.get("accept", ""))
+        return suffix or format_from_accept(request.headers.get("accept", ""), formats)
 
-    allowed = ", ".join(FORMATS)
-    if requested not in FORMATS:
+    allowed = ", ".join(formats)
+    if requested not in formats:
         raise RequestError("invalid_format", f"Invalid format {requested!r}. Use one of: {allowed}.")
     if suffix is not None and suffix != requested:
         raise RequestError(
             "invalid_format", f"Format {requested!r} contradicts the path suffix '.{suffix}'. Drop one of them."
         )
-    return requested  # type: ignore[return-value]  # checked against FORMATS above
+    return requested  # type: ignore[return-value]  # checked against formats above
 
 
-def format_from_accept(accept: str) -> Format:
-    """Choose the best format for an Accept header; HTML when none is acceptable.
+def format_from_accept(accept: str, formats: tuple[Format, ...] = FORMATS) -> Format:
+    """Choose the best of `formats` for an Accept header; HTML when none is acceptable.
 
     Ties in quality go to the more specific media range, then to HTML, JSON, CSV in that
     order. So a browser's `text/html,...,*/*;q=0.8` gets HTML and a client sending
@@ -605,7 +709,7 @@ def format_from_accept(accept: str) -> Format:
     ranges = parse_accept(accept)
     best: tuple[float, int] = (0.0, -1)
     chosen: Format = "html"
-    for output_format in FORMATS:
+    for output_format in formats:
         match = match_media_type(MEDIA_TYPES[output_format], ranges)
         if match is not None and match[0] > 0 and match > best:
             best = match
@@ -667,24 +771,14 @@ def result_response(
     request: Request,
     options: ViewOptions,
     publication: Publication,
-    result: CachedResult,
+    result: CachedResult[QueryOutput],
     cache_status: CacheStatus,
     max_age: int,
 ) -> Response:
     """Build the result in the requested format, or a 304 when the client's copy is current."""
     stale = cache_status == "stale"
-    etag = result.etags.get((options, stale))
-    if etag is None:
-        etag = entity_tag(publication.publication_id, result, options, stale)
-        result.etags[options, stale] = etag
-    headers = {
-        **BASE_HEADERS,
-        "Cache-Control": f"private, max-age={max_age}",
-        "ETag": etag,
-        "X-Pulseboard-Cache": cache_status,
-        "X-Pulseboard-Computed-At": result.computed_at_iso,
-    }
-    if etag_matches(request.headers.get("if-none-match", ""), etag):
+    headers = view_headers(publication, "result", options, result, cache_status, max_age)
+    if etag_matches(request.headers.get("if-none-match", ""), headers["ETag"]):
         return Response(status_code=304, headers=headers)
 
     if options.format == "json":
@@ -712,18 +806,102 @@ def result_response(
         stale_after=result.stale_after,
         stale=stale,
         options=options.page,
+        drilldown_url=drilldown_link(request, publication, options.page),
         headers=headers,
     )
 
 
-def entity_tag(publication_id: str, result: CachedResult, options: ViewOptions, stale: bool) -> str:
-    """Return a weak ETag for one form of one result.
+def drilldown_response(
+    request: Request,
+    options: ViewOptions,
+    publication: Publication,
+    result: CachedResult[PublicationDrilldown],
+    cache_status: CacheStatus,
+    max_age: int,
+) -> Response:
+    """Build the drill-down as HTML or JSON, or a 304 when the client's copy is current."""
+    stale = cache_status == "stale"
+    headers = view_headers(publication, "drilldown", options, result, cache_status, max_age)
+    if etag_matches(request.headers.get("if-none-match", ""), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+
+    if options.format == "json":
+        headers["Content-Security-Policy"] = DATA_CSP
+        body = result.bodies.get(("json", stale))
+        if body is None:
+            body = JSONResponse(drilldown_document(publication, result, stale=stale)).body
+            result.bodies["json", stale] = body
+        return Response(body, media_type="application/json", headers=headers)
+
+    return render_drilldown_page(
+        request,
+        publication,
+        result.output,
+        computed_at=result.computed_at,
+        stale_after=result.stale_after,
+        stale=stale,
+        options=options.page,
+        table_url=view_link(request, f"../{publication.publication_id}", options.page),
+        headers=headers,
+    )
+
+
+def view_headers(
+    publication: Publication,
+    view: str,
+    options: ViewOptions,
+    result: CachedResult[Any],
+    cache_status: CacheStatus,
+    max_age: int,
+) -> dict[str, str]:
+    """Return the headers of a 200 or 304 view: CORS, security, caching and the ETag."""
+    stale = cache_status == "stale"
+    etag = result.etags.get((options, stale))
+    if etag is None:
+        etag = entity_tag(publication.publication_id, result, options, stale, view)
+        result.etags[options, stale] = etag
+    return {
+        **BASE_HEADERS,
+        "Cache-Control": f"private, max-age={max_age}",
+        "ETag": etag,
+        "X-Pulseboard-Cache": cache_status,
+        "X-Pulseboard-Computed-At": result.computed_at_iso,
+    }
+
+
+def drilldown_link(request: Request, publication: Publication, page: PageOptions) -> str | None:
+    """Return the relative URL of a health publication's drill-down, None for other publications."""
+    if not has_drilldown(publication):
+        return None
+    return view_link(request, f"{publication.publication_id}/drilldown", page)
+
+
+def view_link(request: Request, path: str, page: PageOptions) -> str:
+    """Return a relative link to another view of the same publication, with the page's options.
+
+    The link carries the key only when this request had it in `?key=`. A key sent as a bearer
+    token stays out of the page, so its reader sends the token again to follow the link.
+    """
+    params = {"key": request.query_params.get("key", "")}
+    if page.theme != "auto":
+        params["theme"] = page.theme
+    if page.embed:
+        params["embed"] = "1"
+    query = urlencode({name: value for name, value in params.items() if value})
+    return f"{path}?{query}" if query else path
+
+
+def entity_tag(
+    publication_id: str, result: CachedResult[Any], options: ViewOptions, stale: bool, view: str = "result"
+) -> str:
+    """Return a weak ETag for one form of one result; `view` is "result" or "drilldown".
 
     It is weak because each HTML response carries its own CSP nonce, so two pages of the same
     result are equivalent but not byte for byte the same.
     """
     parts = (
         publication_id,
+        view,
         result.computed_at_iso,
         str(result.generation),
         options.format,
@@ -806,20 +984,27 @@ def server_error_response(request: Request, output_format: Format, error_id: str
     return error_response(request, output_format, 500, "internal_error", message, error_id)
 
 
-def result_document(publication: Publication, result: CachedResult, *, stale: bool = False) -> dict[str, Any]:
+def publication_fields(publication: Publication) -> dict[str, Any]:
+    """Return the `publication` object of the JSON documents."""
+    return {
+        "id": publication.publication_id,
+        "title": publication.title,
+        "description": publication.description,
+        "recipe_id": publication.recipe_id or None,
+        "params": publication.params,
+        "created_at": iso_utc(publication.created_at),
+        "expires_at": iso_utc(publication.expires_at) if publication.expires_at else None,
+    }
+
+
+def result_document(
+    publication: Publication, result: CachedResult[QueryOutput], *, stale: bool = False
+) -> dict[str, Any]:
     """Build the JSON document of a result, version DOCUMENT_VERSION of its shape."""
     output = result.output
     return {
         "version": DOCUMENT_VERSION,
-        "publication": {
-            "id": publication.publication_id,
-            "title": publication.title,
-            "description": publication.description,
-            "recipe_id": publication.recipe_id or None,
-            "params": publication.params,
-            "created_at": iso_utc(publication.created_at),
-            "expires_at": iso_utc(publication.expires_at) if publication.expires_at else None,
-        },
+        "publication": publication_fields(publication),
         "columns": [{"name": column.name, "type": column.type} for column in output.columns],
         "rows": output.rows,
         "row_count": output.row_count,
@@ -850,3 +1035,41 @@ def csv_value(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return value
+
+
+def drilldown_document(
+    publication: Publication, result: CachedResult[PublicationDrilldown], *, stale: bool = False
+) -> dict[str, Any]:
+    """Build the JSON document of a drill-down, version DOCUMENT_VERSION of its shape.
+
+    `accounts` lists the lowest-scoring accounts, lowest first; each has its score, status and top
+    risk from the publication's table, and the titled sections of account_drilldown.
+    """
+    drilldown = result.output
+    return {
+        "version": DOCUMENT_VERSION,
+        "publication": publication_fields(publication),
+        "as_of": iso_utc(drilldown.as_of),
+        "accounts": [
+            {
+                "account": account.account,
+                "health_score": account.health_score,
+                "status": account.status,
+                "top_risk_signal": account.top_risk_signal,
+                "last_seen": account.last_seen,
+                "sections": [
+                    {
+                        "name": section.name,
+                        "title": section.title,
+                        "columns": [{"name": column.name, "type": column.type} for column in section.columns],
+                        "rows": section.rows,
+                    }
+                    for section in account.sections
+                ],
+            }
+            for account in drilldown.accounts
+        ],
+        "computed_at": iso_utc(result.computed_at),
+        "stale_after": iso_utc(result.stale_after),
+        "stale": stale,
+    }

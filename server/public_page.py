@@ -1,8 +1,9 @@
 """The HTML page of a published result: cell formatting, the health recipe's layout, and rendering.
 
-`render_page` is the one entry point. It takes the publication, its computed result and the view
-options, and optionally a list of `TableSection`s that the page shows below the main table as
-drill-down sections.
+`render_page` renders a publication's result. It takes the publication, its computed result and
+the view options, and optionally a list of `TableSection`s that the page shows below the main
+table as drill-down sections. `render_drilldown_page` renders the drill-down of a health
+publication: one block per account with its score and status, then its titled tables.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pulseboard.recipes import Recipe, RecipeError, get_recipe
 from pulseboard.server.store import Publication, utcnow
 
 if TYPE_CHECKING:
+    from pulseboard.server.public_drilldown import DrilldownAccount, PublicationDrilldown
     from pulseboard.tools.query import Column, QueryOutput
 
 logger = logging.getLogger(__name__)
@@ -43,16 +45,22 @@ HEALTH_COLUMN_KINDS = {
     "health_score": "score",
     "trend": "trend",
     "mrr": "money",
+    "score_change_7d": "trend",
+    "score_change_30d": "trend",
+    "trend_change_pct": "percent",
 }
 # A column with this name holding an array of numbers (daily scores, oldest first) is drawn as a
 # sparkline in any publication.
 SPARKLINE_COLUMN = "score_history"
 # The health page shows its columns in groups, in this order: what a customer success lead reads
-# first, then the raw 30-day counts, then the score components. Columns of the recipe that no group
-# names follow at the end. JSON and CSV keep the recipe's own column order.
+# first, then how the account is moving, then why it scored so (the second risk and which signals
+# had data), then the raw counts of the window, then the score components. Columns of the recipe
+# that no group names follow at the end. JSON and CSV keep the recipe's own column order.
 HEALTH_COLUMN_GROUPS = (
     ("account", "health_score", "status", "trend", SPARKLINE_COLUMN, "top_risk_signal", "mrr", "plan"),
-    ("events_30d", "errors_30d", "tickets_30d"),
+    ("score_change_7d", "score_change_30d", "trend_change_pct", "last_seen_days_ago"),
+    ("second_risk_signal", "coverage"),
+    ("events_30d", "active_users_30d", "errors_30d", "tickets_30d", "nps"),
     ("usage_score", "trend_score", "friction_score", "revenue_score"),
 )
 # The card area of each column on narrow screens. Columns not listed here are "detail" columns:
@@ -66,6 +74,8 @@ HEALTH_COLUMN_AREAS = {
     SPARKLINE_COLUMN: "fact",
     "mrr": "fact",
     "plan": "fact",
+    "score_change_7d": "fact",
+    "last_seen_days_ago": "fact",
 }
 # The recipe's weight parameters and the component each weighs, in the order the page names them.
 HEALTH_WEIGHTS = (
@@ -87,7 +97,7 @@ STATUS_CLASSES = {
 }
 # Sorting a status column ascending puts the accounts at most risk first; unknown statuses go last.
 STATUS_ORDER = ("critical", "warn", "ok", "healthy", "champion", "other")
-NUMERIC_KINDS = frozenset({"number", "score", "trend", "money"})
+NUMERIC_KINDS = frozenset({"number", "score", "trend", "money", "percent"})
 # Kinds whose cells carry a number in data-sort, so the sort script compares them as numbers.
 NUMBER_SORTED_KINDS = NUMERIC_KINDS | {"status", "datetime", "sparkline"}
 
@@ -123,18 +133,64 @@ def render_page(
     stale: bool = False,
     options: PageOptions = PageOptions(),
     drilldown: Sequence[TableSection] = (),
+    drilldown_url: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """Render the page of a result. The response's Content-Security-Policy allows only its inline assets."""
-    nonce = secrets.token_urlsafe(16)
+    """Render the page of a result. The response's Content-Security-Policy allows only its inline assets.
+
+    `drilldown_url`, when given, is the link that the page shows to the drill-down's own page.
+    """
     context = page_context(publication, output, computed_at=computed_at, stale_after=stale_after)
     context.update(
-        nonce=nonce,
-        stale=stale,
-        theme=options.theme,
-        embed=options.embed,
+        view="result",
         drilldown=[section_view(section) for section in drilldown],
+        drilldown_url=drilldown_url,
     )
+    return template_response(request, context, stale, options, headers)
+
+
+def render_drilldown_page(
+    request: Request,
+    publication: Publication,
+    drilldown: PublicationDrilldown,
+    *,
+    computed_at: dt.datetime,
+    stale_after: dt.datetime,
+    stale: bool = False,
+    options: PageOptions = PageOptions(),
+    table_url: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Render the drill-down page of a health publication; `table_url` links back to its table."""
+    accounts = [account_view(number, account) for number, account in enumerate(drilldown.accounts, start=1)]
+    names = join_words([account.account for account in drilldown.accounts])
+    summary = f"The {count_text(len(accounts), 'lowest-scoring account')}" + (f": {names}." if names else ".")
+    context = {
+        "view": "drilldown",
+        "publication": publication,
+        "summary": summary,
+        "accounts": accounts,
+        "as_of": iso_utc(drilldown.as_of),
+        "as_of_text": display_time(drilldown.as_of),
+        "table_url": table_url,
+        "row_count_text": count_text(len(accounts), "account"),
+        "computed_at": iso_utc(computed_at),
+        "computed_at_text": display_time(computed_at),
+        "stale_after": iso_utc(stale_after),
+        "stale_after_text": display_time(stale_after),
+    }
+    return template_response(request, context, stale, options, headers)
+
+
+def template_response(
+    request: Request,
+    context: dict[str, Any],
+    stale: bool,
+    options: PageOptions,
+    headers: Mapping[str, str] | None,
+) -> Response:
+    nonce = secrets.token_urlsafe(16)
+    context.update(nonce=nonce, stale=stale, theme=options.theme, embed=options.embed)
     response_headers = {**(headers or {}), "Content-Security-Policy": page_csp(nonce)}
     return page_templates().TemplateResponse(request, TEMPLATE_NAME, context, headers=response_headers)
 
@@ -227,6 +283,19 @@ class SectionView:
     row_count_text: str
 
 
+@dataclasses.dataclass(frozen=True)
+class AccountView:
+    """One account's block of the drill-down page; `anchor` is its fragment id, from its position."""
+
+    anchor: str
+    account: str
+    score: Cell
+    status: Cell
+    top_risk_signal: str
+    last_seen: Cell
+    sections: list[SectionView]
+
+
 def page_context(
     publication: Publication, output: QueryOutput, *, computed_at: dt.datetime, stale_after: dt.datetime
 ) -> dict[str, Any]:
@@ -262,6 +331,18 @@ def section_view(section: TableSection) -> SectionView:
     rows = [[make_cell(value, kind) for value, kind in zip(row, kinds)] for row in section.rows]
     return SectionView(
         title=section.title, columns=columns, rows=rows, row_count_text=count_text(len(section.rows), "row")
+    )
+
+
+def account_view(number: int, account: DrilldownAccount) -> AccountView:
+    return AccountView(
+        anchor=f"account-{number}",
+        account=account.account,
+        score=make_cell(account.health_score, "score"),
+        status=make_cell(account.status, "status"),
+        top_risk_signal=account.top_risk_signal or "",
+        last_seen=make_cell(account.last_seen, "datetime"),
+        sections=[section_view(TableSection(s.title, s.columns, s.rows)) for s in account.sections],
     )
 
 
@@ -439,6 +520,8 @@ def make_cell(value: Any, kind: str) -> Cell:
         return Cell(text=format_number(value), kind="score", sort=sort, detail=f"{width:g}")
     if kind == "trend":
         return trend_cell(value)
+    if kind == "percent":
+        return percent_cell(value)
     if kind == "money":
         sign = "−" if value < 0 else ""
         return Cell(text=f"{sign}${format_money(abs(value))}", kind="money", sort=sort)
@@ -494,6 +577,12 @@ def trend_cell(value: int | float) -> Cell:
     if value < 0:
         return Cell(text=f"−{format_number(abs(value))}", kind="trend", sort=sort, detail="down")
     return Cell(text="0", kind="trend", sort=sort, detail="flat")
+
+
+def percent_cell(value: int | float) -> Cell:
+    """Show a percentage with its sign, as `+12.5%`, `−40%` or `0%`."""
+    sign = "+" if value > 0 else "−" if value < 0 else ""
+    return Cell(text=f"{sign}{format_number(abs(value))}%", kind="number", sort=repr(value))
 
 
 def plain_text(value: Any) -> str:
