@@ -500,7 +500,8 @@ def generic_kind(name: str, type_name: str) -> str:
 
 def make_cell(value: Any, kind: str) -> Cell:
     """Format one value for the page according to its column's kind."""
-    if value is None:
+    # An empty score history means that no snapshot exists yet, so it shows as a missing value.
+    if value is None or (kind == "sparkline" and value == []):
         return Cell(text="—", kind="null")
     if kind == "status":
         text = str(value)

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from pulseboard.server.public import PublicationCache
+from pulseboard.server.demo import ingest_events
+from pulseboard.server.public import PublicationCache, compute_publication
+from pulseboard.server.public_drilldown import compute_drilldown
 from pulseboard.server.public_page import TableSection
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.store import Store
@@ -18,6 +20,7 @@ from pulseboard.tools.query import Column, QueryOutput
 
 pytest.register_assert_rewrite("tests.public_support")
 from tests.public_support import FakeClock, make_app, publish, render_route, running_server  # noqa: E402
+from tests.test_public_drilldown import BOTTOM_FIVE, NOW, constructed_events  # noqa: E402
 
 # The fixtures settings, runtime, project_id and clock.
 pytest_plugins = ["tests.public_support"]
@@ -192,4 +195,74 @@ def test_drilldown_opens(browser: Browser, health_url: str, screenshot_dir: Path
     assert hidden_before is False
     assert section_table.is_visible()
     assert page.locator(".drilldown details tbody tr").count() == 2
+    assert problems == []
+
+
+@pytest.fixture
+def computed_health_url(runtime: Runtime, clock: FakeClock, store: Store, project) -> Iterator[str]:
+    """The full URL of a health publication that the server computes for real, on the accounts
+    of tests/test_public_drilldown.py alone, with its table and drill-down."""
+    project_id = project[0].project_id
+    ingest_events(store, project_id, constructed_events(), now=NOW)
+    publication, url = publish(
+        store, project_id, title="Account health", hogql="", recipe_id="account_health_score",
+        params={"as_of": NOW.isoformat()},
+    )
+    app = make_app(runtime, PublicationCache(compute_publication(runtime), clock.monotonic, now=clock.utc))
+    app.state.publication_drilldowns = PublicationCache(compute_drilldown(runtime), clock.monotonic, now=clock.utc)
+    with running_server(app) as base_url:
+        yield base_url + url
+
+
+def test_drilldown_page_from_health_page(browser: Browser, computed_health_url: str, screenshot_dir: Path):
+    page, problems = open_page(browser, computed_health_url, viewport={"width": 1280, "height": 800})
+
+    with page.expect_navigation():
+        page.get_by_role("link", name="Drill-down of the lowest-scoring accounts →").click()
+    drilldown_path = page.url.split("127.0.0.1")[1].split(":", 1)[1]
+    blocks = page.locator("section.account")
+    block_names = blocks.locator("h2").all_inner_texts()
+    block_statuses = blocks.locator(".account-facts .status").all_inner_texts()
+    table_statuses: dict[str, str] = {}
+    lowest = blocks.first
+    top_events = lowest.locator("h3", has_text="Top events").locator("xpath=following-sibling::div[1]")
+    top_event_cells = top_events.locator("tbody tr").first.locator("td").all_inner_texts()
+    page.screenshot(path=str(screenshot_dir / "health-drilldown-wide.png"))
+    phone, phone_problems = open_page(browser, page.url, viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    phone_overflow = phone.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    phone.screenshot(path=str(screenshot_dir / "health-drilldown-phone.png"))
+    with page.expect_navigation():
+        page.get_by_role("link", name="← Back to the table").click()
+    for row in page.locator("table.result tbody tr").all():
+        table_statuses[row.locator("td.area-account").inner_text()] = row.locator("td.area-status").inner_text()
+
+    assert drilldown_path.split("?")[0].endswith("/drilldown")
+    assert block_names == BOTTOM_FIVE
+    assert block_statuses == [table_statuses[name] for name in BOTTOM_FIVE]
+    assert top_event_cells == ["query_run", "5", "1", "2025-03-11 15:30:04 UTC"]
+    assert page.url == computed_health_url
+    assert phone_overflow == 0
+    assert (screenshot_dir / "health-drilldown-wide.png").stat().st_size > 0
+    assert problems == []
+    assert phone_problems == []
+
+
+def test_computed_health_page_on_phone(browser: Browser, computed_health_url: str, screenshot_dir: Path):
+    phone, problems = open_page(browser, computed_health_url, viewport={"width": 390, "height": 844}, device_scale_factor=2)
+
+    first_card = phone.locator("table.cards tbody tr").first
+    visible = [
+        cell.get_attribute("data-label") for cell in first_card.locator("td").all() if cell.is_visible()
+    ]
+    overflow = phone.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    phone.screenshot(path=str(screenshot_dir / "health-computed-phone.png"))
+    phone.locator(".columns-toggle input").check()
+    all_visible = sum(1 for cell in first_card.locator("td").all() if cell.is_visible())
+
+    assert visible == [
+        "account", "health_score", "status", "trend", "score_history", "top_risk_signal", "mrr", "plan",
+        "score_change_7d", "last_seen_days_ago",
+    ]
+    assert overflow == 0
+    assert all_visible == 23
     assert problems == []

@@ -385,6 +385,15 @@ HEALTH_COLUMNS = [
     ("trend_score", "Float64", 100.0),
     ("friction_score", "Float64", 94.6),
     ("revenue_score", "Float64", 15.0),
+    ("trend_change_pct", "Nullable(Float64)", 22.3),
+    ("active_users_30d", "UInt64", 12),
+    ("last_seen_days_ago", "Nullable(Int64)", 1),
+    ("nps", "Nullable(Float64)", 50.0),
+    ("coverage", "String", "usage, trend, friction, revenue"),
+    ("second_risk_signal", "String", "none"),
+    ("score_change_7d", "Nullable(Float64)", -4.5),
+    ("score_change_30d", "Nullable(Float64)", 12.0),
+    ("score_history", "Array(Float64)", [90.0, 93.1, 97.6]),
     ("region", "String", "emea"),
 ]
 
@@ -404,8 +413,10 @@ def test_health_page_column_order(runtime: Runtime, clock: FakeClock, store: Sto
         as_csv = test_client.get(url + "&format=csv").text
 
     expected_order = [
-        "account", "health_score", "status", "trend", "top_risk_signal", "mrr", "plan",
-        "events_30d", "errors_30d", "tickets_30d",
+        "account", "health_score", "status", "trend", "score_history", "top_risk_signal", "mrr", "plan",
+        "score_change_7d", "score_change_30d", "trend_change_pct", "last_seen_days_ago",
+        "second_risk_signal", "coverage",
+        "events_30d", "active_users_30d", "errors_30d", "tickets_30d", "nps",
         "usage_score", "trend_score", "friction_score", "revenue_score",
         "region",
     ]
@@ -418,12 +429,21 @@ def test_health_page_column_order(runtime: Runtime, clock: FakeClock, store: Sto
         "health_score": "num area-score",
         "status": "area-status",
         "trend": "num area-fact",
+        "score_history": "area-fact",
         "top_risk_signal": "area-risk",
         "mrr": "num area-fact",
         "plan": "area-fact",
+        "score_change_7d": "num area-fact group-start",
+        "score_change_30d": "num area-detail",
+        "trend_change_pct": "num area-detail",
+        "last_seen_days_ago": "num area-fact",
+        "second_risk_signal": "area-detail group-start",
+        "coverage": "area-detail",
         "events_30d": "num area-detail group-start",
+        "active_users_30d": "num area-detail",
         "errors_30d": "num area-detail",
         "tickets_30d": "num area-detail",
+        "nps": "num area-detail",
         "usage_score": "num area-detail group-start",
         "trend_score": "num area-detail",
         "friction_score": "num area-detail",
@@ -432,6 +452,20 @@ def test_health_page_column_order(runtime: Runtime, clock: FakeClock, store: Sto
     }
     assert '<td class="num area-detail group-start" data-label="usage_score" data-sort="98.2">98.2</td>' in page
     assert '<td class="area-risk" data-label="top_risk_signal">none</td>' in page
+    assert (
+        '<td class="num trend-down area-fact group-start" data-label="score_change_7d" data-sort="-4.5">'
+        '<span aria-hidden="true">▼</span> −4.5</td>'
+    ) in page
+    assert (
+        '<td class="num trend-up area-detail" data-label="score_change_30d" data-sort="12.0">'
+        '<span aria-hidden="true">▲</span> +12</td>'
+    ) in page
+    assert '<td class="num area-detail" data-label="trend_change_pct" data-sort="22.3">+22.3%</td>' in page
+    assert '<td class="num area-fact" data-label="last_seen_days_ago" data-sort="1">1</td>' in page
+    assert (
+        '<td class="area-detail" data-label="coverage">usage, trend, friction, revenue</td>'
+    ) in page
+    assert '<span class="visually-hidden">Score history, oldest first: 90, 93.1, 97.6</span>' in page
     # The region column is not one of the recipe's, so its tooltip is its type.
     assert 'class="area-detail group-start" title="String"><button type="button">region</button>' in page
     assert (

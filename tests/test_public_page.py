@@ -181,7 +181,7 @@ def test_sparkline_points(values, points, sort):
     assert cell.sort == sort
 
 
-@pytest.mark.parametrize("value", [[], ["a", "b"], [1, None], [True, False], "40,50"])
+@pytest.mark.parametrize("value", [["a", "b"], [1, None], [True, False], "40,50"])
 def test_sparkline_needs_number_list(value):
     from pulseboard.server.public_page import make_cell
 
@@ -224,6 +224,26 @@ def test_datetime_cell_keeps_unparsed_text():
     cell = make_cell("soon", "datetime")
 
     assert (cell.kind, cell.text) == ("text", "soon")
+
+
+@pytest.mark.parametrize(
+    ("value", "text", "sort"),
+    [(22.3, "+22.3%", "22.3"), (-40, "−40%", "-40"), (0.0, "0%", "0.0"), (1234.5, "+1,234.5%", "1234.5")],
+)
+def test_empty_score_history_is_null():
+    from pulseboard.server.public_page import make_cell
+
+    cell = make_cell([], "sparkline")
+
+    assert (cell.kind, cell.text) == ("null", "—")
+
+
+def test_percent_cell_cases(value, text: str, sort: str):
+    from pulseboard.server.public_page import make_cell
+
+    cell = make_cell(value, "percent")
+
+    assert (cell.kind, cell.text, cell.sort) == ("number", text, sort)
 
 
 # Drill-down sections and the stale note, through render_page
