@@ -226,10 +226,6 @@ def test_datetime_cell_keeps_unparsed_text():
     assert (cell.kind, cell.text) == ("text", "soon")
 
 
-@pytest.mark.parametrize(
-    ("value", "text", "sort"),
-    [(22.3, "+22.3%", "22.3"), (-40, "−40%", "-40"), (0.0, "0%", "0.0"), (1234.5, "+1,234.5%", "1234.5")],
-)
 def test_empty_score_history_is_null():
     from pulseboard.server.public_page import make_cell
 
@@ -238,6 +234,10 @@ def test_empty_score_history_is_null():
     assert (cell.kind, cell.text) == ("null", "—")
 
 
+@pytest.mark.parametrize(
+    ("value", "text", "sort"),
+    [(22.3, "+22.3%", "22.3"), (-40, "−40%", "-40"), (0.0, "0%", "0.0"), (1234.5, "+1,234.5%", "1234.5")],
+)
 def test_percent_cell_cases(value, text: str, sort: str):
     from pulseboard.server.public_page import make_cell
 
