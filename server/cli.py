@@ -634,7 +634,7 @@ def partial_import_message(error: str, path: Path, sent: int, total: int) -> str
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from pulseboard.server.demo import format_table, load_demo
+    from pulseboard.server.demo import format_summary_table, load_demo
     from pulseboard.tools.publish import publish
     from pulseboard.tools.recipes import run_recipe
 
@@ -654,7 +654,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
         output = run_recipe(store, settings, project_id, "account_health_score", {})
         print("account_health_score (lowest first):")
-        print(format_table([c.name for c in output.columns], output.rows))
+        print(format_summary_table([column.name for column in output.columns], output.rows))
 
         published = publish(
             store, settings, project_id, recipe_id="account_health_score", title="Account health",
@@ -662,6 +662,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(f"\nPublic dashboard: {published.public_url}")
         print(f"  JSON: {published.public_url}&format=json   CSV: {published.public_url}&format=csv")
+        print(f"  Drill-down of the lowest-scoring accounts: {published.public_url.replace('?', '/drilldown?', 1)}")
         if args.no_serve:
             print(f"\nServe it with: pulseboard serve --data-dir {settings.data_dir} --port {settings.port}")
             return 0

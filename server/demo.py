@@ -377,6 +377,24 @@ def load_demo(store: Store, project_id: str, reference_time: dt.datetime, extra_
 
 MONEY_COLUMNS = {"mrr", "arr", "revenue"}
 SIGNED_COLUMNS = {"trend", "change", "delta"}
+# The account_health_score columns that `pulseboard demo` prints, in the order a customer success
+# lead reads them. The recipe has 23 columns, too many for a terminal line.
+SUMMARY_COLUMNS = ("account", "health_score", "status", "trend", "top_risk_signal", "mrr")
+
+
+def format_summary_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], shown: Sequence[str] = SUMMARY_COLUMNS
+) -> str:
+    """Format the `shown` columns of a result as a table, followed by a note that says where the
+    other columns are when some were left out. Shown names missing from `columns` are skipped."""
+    indexes = [columns.index(name) for name in shown if name in columns]
+    table = format_table([columns[index] for index in indexes], [[row[index] for index in indexes] for row in rows])
+    if len(indexes) == len(columns):
+        return table
+    return (
+        f"{table}\n{len(indexes)} of {len(columns)} columns shown. The dashboard below has all of them; "
+        "add &format=csv or &format=json to its URL for a file."
+    )
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import os
+import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 
@@ -13,6 +17,7 @@ from pulseboard.server.demo import (
     EDGE_MARGIN,
     AccountSpec,
     demo_accounts,
+    format_summary_table,
     format_table,
     generate_demo_events,
     load_demo,
@@ -207,3 +212,57 @@ def test_format_table_aligns_and_formats():
         "newco                      0       0          50.0  warn",
     ])
 
+
+def test_summary_table_shows_lead_columns():
+    columns = ["account", "plan", "mrr", "trend", "health_score", "status", "top_risk_signal", "coverage"]
+    rows = [
+        ["megacorp", "enterprise", 5000.0, -800, 33.4, "critical", "errors: 89 in 30 days", "usage, trend"],
+        ["acme", "pro", 750.0, 4100, 97.6, "champion", "none", "usage, trend"],
+    ]
+
+    assert format_summary_table(columns, rows) == "\n".join([
+        "account   health_score  status     trend  top_risk_signal           mrr",
+        "--------  ------------  --------  ------  ---------------------  ------",
+        "megacorp          33.4  critical    -800  errors: 89 in 30 days  $5,000",
+        "acme              97.6  champion  +4,100  none                     $750",
+        "6 of 8 columns shown. The dashboard below has all of them; add &format=csv or &format=json to its URL "
+        "for a file.",
+    ])
+
+
+def test_summary_table_without_hidden_columns():
+    columns = ["account", "health_score"]
+    rows = [["acme", 97.6]]
+
+    assert format_summary_table(columns, rows) == "\n".join([
+        "account  health_score",
+        "-------  ------------",
+        "acme             97.6",
+    ])
+
+
+def test_demo_command_prints_summary(tmp_path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PULSEBOARD_")}
+    env["PULSEBOARD_LOG_LEVEL"] = "WARNING"
+    data_dir = tmp_path / "data"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pulseboard.server.cli", "demo", "--no-serve", "--extra-accounts", "0",
+         "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=180, env=env, check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = lines.index("account_health_score (lowest first):")
+    assert re.split(r"\s+", lines[start + 1]) == ["account", "health_score", "status", "trend", "top_risk_signal", "mrr"]
+    table = lines[start + 3 : start + 8]
+    assert sorted(line.split()[0] for line in table) == ["acme", "globex", "innovate", "megacorp", "tinyco"]
+    assert lines[start + 8] == (
+        "6 of 23 columns shown. The dashboard below has all of them; add &format=csv or &format=json to its URL "
+        "for a file."
+    )
+    dashboard = re.fullmatch(r"Public dashboard: (http://127\.0\.0\.1:\d+/q/pub_[0-9a-f]{16})\?(key=\S+)", lines[start + 10])
+    assert dashboard is not None
+    base, key = dashboard.groups()
+    assert lines[start + 12] == f"  Drill-down of the lowest-scoring accounts: {base}/drilldown?{key}"
