@@ -385,8 +385,8 @@ SUMMARY_COLUMNS = ("account", "health_score", "status", "trend", "top_risk_signa
 def format_summary_table(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], shown: Sequence[str] = SUMMARY_COLUMNS
 ) -> str:
-    """Format the `shown` columns of a result as a table, followed by a note that says where the
-    other columns are when some were left out. Shown names missing from `columns` are skipped."""
+    """Format the `shown` columns of a result as a table. When columns were left out, a note after
+    the table counts them and names where to read them. Shown names missing from `columns` are skipped."""
     indexes = [columns.index(name) for name in shown if name in columns]
     table = format_table([columns[index] for index in indexes], [[row[index] for index in indexes] for row in rows])
     if len(indexes) == len(columns):

@@ -174,8 +174,8 @@ class _Flight:
 class PublicationCache(Generic[ResultT]):
     """Results of publications, each fresh for its `cache_ttl_s`, recomputed one at a time.
 
-    One instance holds one kind of result: the app keeps one for publications' results and one for
-    the drill-downs of health publications.
+    One instance caches one kind of result. The app keeps one for publications' results and one
+    for the drill-downs of health publications.
 
     `compute` blocks (chDB calls do), so it runs in a worker thread. The cache's own state is
     read and written only from the event loop, so it needs no lock. `clock` measures freshness

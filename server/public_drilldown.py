@@ -119,14 +119,14 @@ def drilldown_account(
     publication's table also has take the table's values, so a publication with its own weights
     or bands shows the same score in both.
     """
-    shown = [with_table_values(section, row) if section.name == "summary" else section for section in sections]
+    merged = [with_table_values(section, row) if section.name == "summary" else section for section in sections]
     return DrilldownAccount(
         account=str(row["account"]),
         health_score=row["health_score"],
         status=str(row["status"]),
         top_risk_signal=row.get("top_risk_signal"),
         last_seen=last_seen,
-        sections=shown,
+        sections=merged,
     )
 
 

@@ -52,10 +52,10 @@ HEALTH_COLUMN_KINDS = {
 # A column with this name holding an array of numbers (daily scores, oldest first) is drawn as a
 # sparkline in any publication.
 SPARKLINE_COLUMN = "score_history"
-# The health page shows its columns in groups, in this order: what a customer success lead reads
-# first, then how the account is moving, then why it scored so (the second risk and which signals
-# had data), then the raw counts of the window, then the score components. Columns of the recipe
-# that no group names follow at the end. JSON and CSV keep the recipe's own column order.
+# The health page shows its columns in groups. First come those a customer success lead reads
+# first, then how the account is moving, then why it scored so: the second risk and which signals
+# had data. The raw counts of the window and the score components follow. Columns that no group
+# names come last. JSON and CSV keep the recipe's own column order.
 HEALTH_COLUMN_GROUPS = (
     ("account", "health_score", "status", "trend", SPARKLINE_COLUMN, "top_risk_signal", "mrr", "plan"),
     ("score_change_7d", "score_change_30d", "trend_change_pct", "last_seen_days_ago"),
@@ -582,7 +582,11 @@ def trend_cell(value: int | float) -> Cell:
 
 def percent_cell(value: int | float) -> Cell:
     """Show a percentage with its sign, as `+12.5%`, `−40%` or `0%`."""
-    sign = "+" if value > 0 else "−" if value < 0 else ""
+    sign = ""
+    if value > 0:
+        sign = "+"
+    elif value < 0:
+        sign = "−"
     return Cell(text=f"{sign}{format_number(abs(value))}%", kind="number", sort=repr(value))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -361,6 +362,20 @@ def test_preflight_and_methods(client: TestClient, shared: tuple[str, str, str])
     assert post.json() == {
         "error": {"code": "method_not_allowed", "message": "Method POST is not allowed on published results. Use GET or HEAD."}
     }
+
+
+def test_one_log_line_without_key(client: TestClient, shared: tuple[str, str, str], caplog):
+    publication_id, key, _ = shared
+
+    with caplog.at_level(logging.INFO, logger="pulseboard.server.public"):
+        client.get(with_query(drilldown_path(publication_id, key), format="json"))
+        client.head(drilldown_path(publication_id, key))
+
+    lines = [record.getMessage() for record in caplog.records if record.name == "pulseboard.server.public"]
+    assert len(lines) == 2
+    assert re.fullmatch(rf"GET /q/{publication_id}/drilldown format=json status=200 cache=(hit|miss) ms=[0-9.]+", lines[0])
+    assert re.fullmatch(rf"HEAD /q/{publication_id}/drilldown format=html status=200 cache=hit ms=[0-9.]+", lines[1])
+    assert all(key not in record.getMessage() for record in caplog.records)
 
 
 # Caching and headers
