@@ -6,16 +6,15 @@ No server runs here, so every command opens the temporary data folder itself, as
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+
+from tests.test_alerts import Receiver
 
 CLI_TIMEOUT_S = 120
 
@@ -31,37 +30,6 @@ plan = { column = "plan" }
 [[events]]
 name_column = "event"
 """
-
-
-class WebhookReceiver:
-    """Incoming webhook on 127.0.0.1 that stores each JSON body and responds with 200."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> WebhookReceiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def run_cli(data_dir: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -108,7 +76,7 @@ def test_alerts_reports_one_drop(data_dir: Path, tmp_path: Path):
     imported = run_cli(data_dir, "import", str(export), "--mapping", str(mapping), "--project", "acme")
     before = run_cli(data_dir, "snapshot", "--project", "acme", "--as-of", yesterday)
     after = run_cli(data_dir, "snapshot", "--project", "acme")
-    with WebhookReceiver() as receiver:
+    with Receiver([]) as receiver:
         alerted = run_cli(data_dir, "alerts", "--project", "acme", "--webhook", receiver.url)
 
     assert imported.returncode == 0, imported.stderr
