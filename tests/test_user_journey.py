@@ -41,16 +41,16 @@ def run_cli(data_dir: Path, *arguments: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def write_billing_export(folder: Path, today: dt.datetime) -> tuple[Path, Path]:
-    """Write a CSV where account acme-corp subscribes 20 days ago, uses the product, and cancels today."""
+def write_billing_export(folder: Path, today_start: dt.datetime) -> tuple[Path, Path]:
+    """Write a CSV where acme-corp subscribes, uses the product, and cancels at today_start + 1 s."""
     rows = [
         ("time", "account", "event", "mrr", "plan"),
-        ((today - dt.timedelta(days=20)).isoformat(), "acme-corp", "subscription_started", "750", "pro"),
+        ((today_start - dt.timedelta(days=20)).isoformat(), "acme-corp", "subscription_started", "750", "pro"),
         *(
-            ((today - dt.timedelta(days=days)).isoformat(), "acme-corp", "report_exported", "", "")
+            ((today_start - dt.timedelta(days=days)).isoformat(), "acme-corp", "report_exported", "", "")
             for days in (12, 9, 6, 4, 2)
         ),
-        ((today + dt.timedelta(seconds=1)).isoformat(), "acme-corp", "subscription_cancelled", "750", "pro"),
+        ((today_start + dt.timedelta(seconds=1)).isoformat(), "acme-corp", "subscription_cancelled", "750", "pro"),
     ]
     export = folder / "billing.csv"
     export.write_text("".join(",".join(row) + "\n" for row in rows))
@@ -69,9 +69,9 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_alerts_reports_one_drop(data_dir: Path, tmp_path: Path):
-    today = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    yesterday = (today - dt.timedelta(days=1)).date().isoformat()
-    export, mapping = write_billing_export(tmp_path, today)
+    today_start = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = (today_start - dt.timedelta(days=1)).date().isoformat()
+    export, mapping = write_billing_export(tmp_path, today_start)
 
     imported = run_cli(data_dir, "import", str(export), "--mapping", str(mapping), "--project", "acme")
     before = run_cli(data_dir, "snapshot", "--project", "acme", "--as-of", yesterday)
@@ -81,7 +81,7 @@ def test_alerts_reports_one_drop(data_dir: Path, tmp_path: Path):
 
     assert imported.returncode == 0, imported.stderr
     assert before.stdout == f"stored 1 account scores for {yesterday} in project acme\n", before.stderr
-    assert after.stdout == f"stored 1 account scores for {today.date().isoformat()} in project acme\n"
+    assert after.stdout == f"stored 1 account scores for {today_start.date().isoformat()} in project acme\n"
     assert alerted.returncode == 0, alerted.stderr
     assert alerted.stdout == "posted the score drops of 1 account in project acme\n"
     assert len(receiver.bodies) == 1
