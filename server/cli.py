@@ -750,7 +750,8 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
         post_webhook(args.webhook, message, retries=args.retries, backoff_s=args.backoff)
     except WebhookError as error:
         raise CommandError(str(error)) from None
-    print(f"posted {len(drops)} score drops of project {project_id}")
+    noun = "account" if len(drops) == 1 else "accounts"
+    print(f"posted the score drops of {len(drops)} {noun} in project {project_id}")
     return 0
 
 

@@ -208,7 +208,8 @@ def test_cli_snapshot_and_alerts(demo_folder: Path):
     assert lines[2].startswith("account ")
     assert len(lines) == 4 + count + 2
     assert lines[-1] == "Dashboard: http://127.0.0.1:8787/q/pub_x?key=k"
-    assert posted.stdout == f"posted {count} score drops of project default\n"
+    noun = "account" if count == 1 else "accounts"
+    assert posted.stdout == f"posted the score drops of {count} {noun} in project default\n"
 
 
 def test_cli_alerts_client_error(demo_folder: Path):
