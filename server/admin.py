@@ -390,6 +390,11 @@ class AdminClient:
         path = f"/v1/projects/{quote_path(project_id, safe='')}/events/lookup"
         return set(self._request("POST", path, json={"uuids": uuids})["stored"])
 
+    def get_settings(self, project_id: str) -> dict[str, Any]:
+        """Return a project's settings as the server shows them, the signing secret masked."""
+        path = f"/v1/projects/{quote_path(project_id, safe='')}/settings"
+        return self._request("GET", path)["settings"]
+
     def set_settings(self, project_id: str, values: dict[str, Any]) -> dict[str, Any]:
         """Store project settings; return the settings as the server shows them."""
         path = f"/v1/projects/{quote_path(project_id, safe='')}/settings"

@@ -417,21 +417,21 @@ def cmd_project_settings(args: argparse.Namespace, settings: Settings) -> int:
     from pulseboard.server.webhooks import check_settings, public_settings
 
     values = project_setting_values(args)
-    if not values:
-        raise CommandError("Give at least one of --stripe-signing-secret, --stripe-account-key and --ticket-fields.")
     try:
-        checked = check_settings(values)
+        checked = check_settings(values) if values else {}
     except ValueError as error:
         raise CommandError(str(error)) from None
 
+    # With no option given, the command prints the current settings.
     url = running_server(settings)
     if url:
         with server_client(url, settings) as client:
-            public = client.set_settings(args.name, values)
+            public = client.set_settings(args.name, values) if values else client.get_settings(args.name)
     else:
         with OpenedStore(settings, "project settings") as store:
             ensure_project(store, args.name)
-            store.set_project_settings(args.name, checked)
+            if checked:
+                store.set_project_settings(args.name, checked)
             public = public_settings(store.project_settings(args.name))
     print(json.dumps(public, indent=2, sort_keys=True))
     return 0
@@ -705,7 +705,9 @@ def cmd_snapshot(args: argparse.Namespace, settings: Settings) -> int:
                 "snapshot", lambda: take_snapshot(store, settings, project_id, as_of=args.as_of, params=params)
             )
         result = output.model_dump(mode="json")
-    print(f"stored {result['accounts']} account scores for {result['day']} in project {project_id}")
+    accounts = result["accounts"]
+    noun = "account" if accounts == 1 else "accounts"
+    print(f"stored the scores of {accounts} {noun} for {result['day']} in project {project_id}")
     return 0
 
 
@@ -792,7 +794,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = project_commands.add_parser("list", parents=[common], help="List projects.")
     listing.add_argument("--format", choices=["table", "json", "csv"], default="table", help="Output format; default table.")
     listing.set_defaults(handler=cmd_project_list)
-    project_settings = project_commands.add_parser("settings", parents=[common], help="Set a project's webhook settings.")
+    project_settings = project_commands.add_parser("settings", parents=[common], help="Show or set a project's webhook settings; with no option, print them.")
     project_settings.add_argument("name", help="Project id.")
     project_settings.add_argument(
         "--stripe-signing-secret",

@@ -17,6 +17,10 @@ def default_data_dir() -> Path:
     return Path(base) / "pulseboard"
 
 
+# Settings whose values never appear in error messages: a token, and a URL that may carry a password.
+SECRET_SETTINGS = frozenset({"PULSEBOARD_API_TOKEN", "PULSEBOARD_CLICKHOUSE_URL"})
+
+
 class SettingsError(Exception):
     """A setting has an invalid value; the message names each variable and its fix."""
 
@@ -107,5 +111,12 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for problem in error.errors():
             name = "PULSEBOARD_" + "_".join(str(part) for part in problem["loc"]).upper()
-            lines.append(f"{name}: {problem['msg']}")
+            lines.append(f"{name}={shown_value(name, problem.get('input'))}: {problem['msg']}")
         raise SettingsError("Invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+def shown_value(name: str, value: object) -> str:
+    """Return a rejected value quoted for an error message, or <hidden> for a secret setting."""
+    if name in SECRET_SETTINGS:
+        return "<hidden>"
+    return repr(value) if isinstance(value, str) else repr(str(value))

@@ -176,19 +176,48 @@ def run_cli(data_dir: Path, *arguments: str) -> subprocess.CompletedProcess[str]
     )
 
 
+CANCELLATION_MAPPING = """\
+timestamp = "time"
+account = "account"
+user_template = "account:{account}"
+
+[properties]
+mrr = { column = "mrr", type = "number" }
+plan = { column = "plan" }
+
+[[events]]
+name_column = "event"
+"""
+
+
 @pytest.fixture(scope="module")
 def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Demo accounts with a snapshot from 30 hours ago, after which megacorp cancels.
+
+    The cancellation scores megacorp 0 from then on, so every later snapshot shows a drop whatever
+    the demo's random usage does.
+    """
     folder = tmp_path_factory.mktemp("alerts-cli")
     loaded = run_cli(folder, "demo", "--no-serve", "--extra-accounts", "0", "--data-dir", str(folder))
     assert loaded.returncode == 0, loaded.stderr
+
+    now = dt.datetime.now(dt.timezone.utc)
+    before = run_cli(folder, "snapshot", "--as-of", (now - dt.timedelta(hours=30)).isoformat())
+    yesterday_day = (now - dt.timedelta(hours=30)).date().isoformat()
+    assert before.stdout == f"stored the scores of 5 accounts for {yesterday_day} in project default\n", before.stderr
+
+    export = folder.parent / "cancellation.csv"
+    cancelled_at = (now - dt.timedelta(minutes=5)).isoformat()
+    export.write_text(f"time,account,event,mrr,plan\n{cancelled_at},megacorp,subscription_cancelled,0,enterprise\n")
+    mapping = folder.parent / "cancellation.toml"
+    mapping.write_text(CANCELLATION_MAPPING)
+    imported = run_cli(folder, "import", str(export), "--mapping", str(mapping))
+    assert imported.returncode == 0, imported.stderr
     yield folder
 
 
 def test_cli_snapshot_and_alerts(demo_folder: Path):
     now = dt.datetime.now(dt.timezone.utc)
-    yesterday = (now - dt.timedelta(hours=30)).isoformat()
-
-    before = run_cli(demo_folder, "snapshot", "--as-of", yesterday)
     today = run_cli(demo_folder, "snapshot")
     with Receiver([500, 200]) as receiver:
         posted = run_cli(
@@ -196,9 +225,7 @@ def test_cli_snapshot_and_alerts(demo_folder: Path):
             "--backoff", "0.01", "--dashboard-url", "http://127.0.0.1:8787/q/pub_x?key=k",
         )
 
-    yesterday_day = (now - dt.timedelta(hours=30)).date().isoformat()
-    assert before.stdout == f"stored 5 account scores for {yesterday_day} in project default\n", before.stderr
-    assert today.stdout == f"stored 5 account scores for {now.date().isoformat()} in project default\n"
+    assert today.stdout == f"stored the scores of 5 accounts for {now.date().isoformat()} in project default\n"
     assert posted.returncode == 0, posted.stderr
     assert len(receiver.bodies) == 2
     message = receiver.bodies[-1]
@@ -208,11 +235,14 @@ def test_cli_snapshot_and_alerts(demo_folder: Path):
     assert lines[2].startswith("account ")
     assert len(lines) == 4 + count + 2
     assert lines[-1] == "Dashboard: http://127.0.0.1:8787/q/pub_x?key=k"
+    assert any(line.split()[0] == "megacorp" for line in lines[3:-2] if line.strip())
     noun = "account" if count == 1 else "accounts"
     assert posted.stdout == f"posted the score drops of {count} {noun} in project default\n"
 
 
 def test_cli_alerts_client_error(demo_folder: Path):
+    today = run_cli(demo_folder, "snapshot")
+    assert today.returncode == 0, today.stderr
     with Receiver([403]) as receiver:
         result = run_cli(demo_folder, "alerts", "--webhook", receiver.url, "--min-drop", "0")
         host = receiver.url.split("/services")[0]
@@ -260,7 +290,7 @@ def test_cli_goes_through_running_server(demo_folder: Path):
         _, server_log = server.communicate(timeout=30)
 
     today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    assert snapshot.stdout == f"stored 5 account scores for {today} in project default\n", snapshot.stderr
+    assert snapshot.stdout == f"stored the scores of 5 accounts for {today} in project default\n", snapshot.stderr
     assert nothing.returncode == 0, nothing.stderr
     assert nothing.stdout == "no account in project default lost more than 100 points; nothing posted\n"
     assert receiver.bodies == []

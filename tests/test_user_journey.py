@@ -80,8 +80,8 @@ def test_alerts_reports_one_drop(data_dir: Path, tmp_path: Path):
         alerted = run_cli(data_dir, "alerts", "--project", "acme", "--webhook", receiver.url)
 
     assert imported.returncode == 0, imported.stderr
-    assert before.stdout == f"stored 1 account scores for {yesterday} in project acme\n", before.stderr
-    assert after.stdout == f"stored 1 account scores for {today_start.date().isoformat()} in project acme\n"
+    assert before.stdout == f"stored the scores of 1 account for {yesterday} in project acme\n", before.stderr
+    assert after.stdout == f"stored the scores of 1 account for {today_start.date().isoformat()} in project acme\n"
     assert alerted.returncode == 0, alerted.stderr
     assert alerted.stdout == "posted the score drops of 1 account in project acme\n"
     assert len(receiver.bodies) == 1

@@ -500,3 +500,8 @@ def test_cli_sets_settings(tmp_path: Path):
         "ticket_fields": ZENDESK_TICKET_FIELDS,
     }
     assert SECRET not in result.stdout + result.stderr
+
+    shown = subprocess.run([*command, "settings", "shop"], env=env, capture_output=True, text=True, timeout=60)
+
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == json.loads(result.stdout)
