@@ -463,18 +463,24 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
         with server_client(url, settings) as client:
             ensure_server_project(client, project_id)
         arguments = {"hogql": args.hogql, "project_id": project_id, "include_sql": args.explain}
+        dates = {"date_from": args.date_from, "date_to": args.date_to}
+        arguments.update({name: value for name, value in dates.items() if value})
         result = call_running_server(url, settings, "analytics_query", arguments)
     else:
+        from pulseboard.server.mcp_server import query_filters
         from pulseboard.tools.errors import call_tool
         from pulseboard.tools.query import compile_hogql, run_hogql
 
+        filters = call_tool("query", lambda: query_filters(args.hogql, {}, args.date_from, args.date_to))
         with OpenedStore(settings, "query") as store:
             ensure_project(store, project_id)
             if args.explain:
-                compiled, _ = call_tool("query", lambda: compile_hogql(store, project_id, args.hogql))
+                compiled, _ = call_tool(
+                    "query", lambda: compile_hogql(store, project_id, args.hogql, filters=filters)
+                )
                 print(compiled.sql)
                 return 0
-            output = call_tool("query", lambda: run_hogql(store, settings, project_id, args.hogql))
+            output = call_tool("query", lambda: run_hogql(store, settings, project_id, args.hogql, filters=filters))
         result = output.model_dump(mode="json")
     if args.explain:
         # Through a running server the query also runs, because analytics_query returns its SQL.
@@ -830,6 +836,15 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=["table", "json", "csv"], default="table", help="Output format; default table.")
     query.add_argument(
         "--explain", action="store_true", help="Print the compiled ClickHouse SQL instead of the rows."
+    )
+    query.add_argument(
+        "--date-from",
+        help="Start of the date range, inclusive, that {filters} in the query expands to: an ISO 8601 date or "
+        "time (project time zone unless it has an offset), or a relative date written as --date-from=-7d "
+        "(units h, d, w, m for months, y).",
+    )
+    query.add_argument(
+        "--date-to", help="End of the date range, exclusive; same forms as --date-from. The query must contain {filters}."
     )
     query.set_defaults(handler=cmd_query)
 

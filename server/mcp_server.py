@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -19,6 +19,9 @@ from mcp.server.mcpserver.resources import TextResource
 from mcp.types import ToolAnnotations
 from pydantic import AnyHttpUrl, BaseModel, Field
 
+from pulseboard.hogql import QueryFilters
+from pulseboard.hogql.filters import FILTERS_MARKER
+from pulseboard.hogql.prelex import prelex
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.tokens import ProjectTokenVerifier, choose_project, project_access_problem
 from pulseboard.tools.drilldown import MAX_BOTTOM_N, DrilldownOutput, account_drilldown as drill_down
@@ -60,6 +63,11 @@ dashboard URL."""
 
 VariableValue = str | int | float | bool
 
+DATE_FORMS = (
+    "an ISO 8601 date or time such as 2024-10-01 or 2024-10-01T12:00:00Z, read in the project's time zone "
+    "unless it carries an offset, or a relative date such as -7d (units h, d, w, m for months, y)"
+)
+
 ProjectId = Annotated[
     str | None,
     Field(
@@ -83,6 +91,32 @@ def placeholder_type(name: str, value: VariableValue) -> str:
     if isinstance(value, str):
         return "String"
     raise UserInputError(f"Variable {name!r} has an unsupported value {value!r}; use a string, number or boolean.")
+
+
+def query_filters(
+    hogql: str,
+    placeholders: Mapping[str, tuple[object, str]],
+    date_from: str | None,
+    date_to: str | None,
+) -> QueryFilters | None:
+    """Return the date range that `{filters}` in the query expands to, or None when no bound is given.
+
+    Raises UserInputError when a bound is given but the query does not use `{filters}`, because the
+    range would then be ignored. The compiler's pre-lexer finds the placeholder, so `'{filters}'` in a
+    string or a comment does not count. The compiler checks the date forms.
+    """
+    date_from = date_from or None
+    date_to = date_to or None
+    if date_from is None and date_to is None:
+        return None
+
+    if f"{{{FILTERS_MARKER}:" not in prelex(hogql, placeholders).source.rewritten:
+        bounds = ", ".join(f"{name} {value!r}" for name, value in [("date_from", date_from), ("date_to", date_to)] if value)
+        raise UserInputError(
+            f"The query has no {{filters}} placeholder, so {bounds} would be ignored. Write {{filters}} where "
+            "the date range applies, e.g. SELECT count() FROM events WHERE {filters}."
+        )
+    return QueryFilters(date_from=date_from, date_to=date_to)
 
 
 def create_mcp(runtime: Runtime, *, verifier: ProjectTokenVerifier | None = None) -> MCPServer:
@@ -139,6 +173,7 @@ def create_mcp(runtime: Runtime, *, verifier: ProjectTokenVerifier | None = None
                 description="One HogQL SELECT (PostHog's SQL dialect) over the `events` table, e.g. "
                 "SELECT properties.account_id AS account, count() FROM events "
                 "WHERE timestamp >= now() - INTERVAL 30 DAY GROUP BY account. "
+                "Write {filters} in a WHERE clause to apply date_from and date_to there. "
                 "Without LIMIT at most 100 rows return; the maximum is 10000."
             ),
         ],
@@ -148,6 +183,20 @@ def create_mcp(runtime: Runtime, *, verifier: ProjectTokenVerifier | None = None
             Field(description="Values for {variables.name} placeholders in the query, bound as parameters."),
         ] = None,
         include_sql: Annotated[bool, Field(description="Also return the compiled ClickHouse SQL.")] = False,
+        date_from: Annotated[
+            str | None,
+            Field(
+                description="Start of the date range, inclusive: {filters} in the query becomes "
+                f"timestamp >= date_from. Give {DATE_FORMS}. The query must contain {{filters}}."
+            ),
+        ] = None,
+        date_to: Annotated[
+            str | None,
+            Field(
+                description="End of the date range, exclusive: {filters} becomes timestamp < date_to. "
+                "Same forms as date_from; without it the range has no end."
+            ),
+        ] = None,
     ) -> QueryOutput:
         """Run a read-only HogQL query on one project's events and return typed rows."""
 
@@ -156,7 +205,10 @@ def create_mcp(runtime: Runtime, *, verifier: ProjectTokenVerifier | None = None
                 name: (value, placeholder_type(name, value))
                 for name, value in (variables or {}).items()
             }
-            return run_hogql(store, settings, project_id, hogql, placeholders, include_sql=include_sql)
+            filters = query_filters(hogql, placeholders, date_from, date_to)
+            return run_hogql(
+                store, settings, project_id, hogql, placeholders, filters=filters, include_sql=include_sql
+            )
 
         return await run_project_tool("analytics_query", project_id, work)
 

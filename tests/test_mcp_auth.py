@@ -236,8 +236,8 @@ async def test_omitted_project_follows_token(store: Store, tmp_path):
 
     project_tools = [tool for tool in tools if "project_id" in tool.input_schema["properties"]]
     assert sorted(tool.name for tool in project_tools) == [
-        "analytics_query", "describe_schema", "list_publications", "publish_query", "revoke_publication",
-        "rotate_publication_key", "run_recipe",
+        "account_drilldown", "analytics_query", "describe_schema", "list_publications", "publish_query",
+        "revoke_publication", "rotate_publication_key", "run_recipe", "snapshot_health_scores",
     ]
     for tool in project_tools:
         assert tool.input_schema["properties"]["project_id"]["description"] == PROJECT_ID_DESCRIPTION

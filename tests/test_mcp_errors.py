@@ -82,8 +82,10 @@ async def test_unexpected_failure_gives_an_id(runtime: Runtime, store: Store, ca
             "run_recipe",
             {"recipe_id": "account_health_score", "params": {"weight": 1}},
             "Unknown parameter 'weight' for recipe 'account_health_score'. Known parameters: as_of, "
-            "account_property, w_usage, w_trend, w_friction, w_revenue, trend_full_scale, trend_min_base, "
-            "friction_ceiling, friction_min_events, band_warn, band_ok, band_healthy, band_champion, sort, limit.",
+            "account_property, w_usage, w_trend, w_friction, w_revenue, window_days, trend_days, usage_scale, "
+            "trend_full_scale, trend_min_base, friction_basis, friction_ceiling, friction_min_events, "
+            "friction_ceiling_per_user, nps_days, band_warn, band_ok, band_healthy, band_champion, plan, sort, "
+            "limit.",
         ),
         (
             "analytics_query",
