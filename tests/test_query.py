@@ -180,8 +180,8 @@ def test_explain_reports_compile_error(tmp_path):
     assert explained.returncode == 2
     assert explained.stdout == ""
     assert explained.stderr.strip().splitlines()[-1] == (
-        "pulseboard: Table 'system.tables' is not allowed. Only the events table and the query's own CTEs "
-        "can be queried, without a database name. Line 1, Col 15."
+        "pulseboard: Table 'system.tables' is not allowed. Only the events and health_snapshots tables "
+        "and the query's own CTEs can be queried, without a database name. Line 1, Col 15."
     )
 
 

@@ -20,7 +20,7 @@ from pulseboard.hogql import (
     compile_query,
 )
 
-TABLE_RULE = "Only the events table and the query's own CTEs can be queried, without a database name."
+TABLE_RULE = "Only the events and health_snapshots tables and the query's own CTEs can be queried, without a database name."
 TABLE_FUNCTION = "Table functions cannot be used; query the events table instead."
 SERVER_FUNCTION = "Functions that describe the server are not allowed."
 PROJECT_ID = "'project_id' cannot be used; every query already reads only the caller's project."
@@ -97,7 +97,7 @@ HOSTILE_QUERIES = [
     ('WITH project_id AS (SELECT 1) SELECT * FROM project_id', NotAllowedError, PROJECT_ID, 1, 45, 'project_id'),
     ("SELECT * FROM generateRandom('a String')", NotAllowedError, f"Function 'generateRandom' is not allowed. {TABLE_FUNCTION}", 1, 15, 'generateRandom'),
     ('SELECT * FROM view(SELECT 1)', NotAllowedError, f"Function 'view' is not allowed. {TABLE_FUNCTION}", 1, 15, 'view'),
-    ("SELECT * FROM dictionary('d')", UnknownTableError, "Unknown table 'dictionary'. Tables that can be queried: events.", 1, 15, 'dictionary'),
+    ("SELECT * FROM dictionary('d')", UnknownTableError, "Unknown table 'dictionary'. Tables that can be queried: events, health_snapshots.", 1, 15, 'dictionary'),
     ('EXPLAIN SELECT 1', NotAllowedError, ONLY_SELECT.format("EXPLAIN"), 1, 1, 'EXPLAIN'),
     ('DESCRIBE TABLE events', NotAllowedError, ONLY_SELECT.format("DESCRIBE"), 1, 1, 'DESCRIBE'),
     ('SHOW TABLES', NotAllowedError, ONLY_SELECT.format("SHOW"), 1, 1, 'SHOW'),
