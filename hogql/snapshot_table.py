@@ -11,8 +11,8 @@ the caller's rows only, so no join, NULL-extending side or user condition can wi
 
 The table is a ReplacingMergeTree keyed by (project_id, day, account). Two writes of the same day
 that overlap leave two versions of a row until a merge removes the older one, so the subquery
-reads it with FINAL, which returns the latest version of each key. FINAL merges at read time;
-the table holds one row per account and day, far fewer than events. The guard filters on the
+reads it with FINAL, which returns the latest version of each key. FINAL merges at read time,
+which stays cheap because the table contains one row per account and day, far fewer than events. The guard filters on the
 first column of the sorting key, which FINAL never merges across, so filtering before the merge
 gives the same rows. `as_of` and `computed_at` are read in the project's timezone, like the
 events table's timestamps.

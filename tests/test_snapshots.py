@@ -150,7 +150,7 @@ def test_rewritten_day_reads_latest_version(store: Store, settings: Settings, pr
     yesterday = TODAY - dt.timedelta(days=1)
     store_scores(store, project_id, {yesterday: {"acme": 80.0}, TODAY: {"acme": 60.0}})
     # An overlapping earlier write of the same day leaves an older version until a merge removes
-    # it; merges stay stopped so both versions are stored while the recipes run.
+    # it. Merges stay stopped, so both versions are stored while the recipes run.
     store.client.command("SYSTEM STOP MERGES health_snapshots")
     try:
         store.client.insert(

@@ -33,8 +33,8 @@ NEIGHBOUR_EVENTS = [
     ("shared", "pageview", "team"), ("shared", "purchase", "pro"), ("b3", "pageview", "free"),
 ]
 NEIGHBOUR_ONLY_IDS = {"b1", "b2", "b3"}
-# Snapshots as (account, status); accounts are distinct ids and statuses are event names, so a
-# snapshot row reads as a (distinct_id, event) row, and the neighbour's rows find partners too.
+# Snapshots as (account, status). Accounts are distinct ids and statuses are event names, so a
+# snapshot row reads as a (distinct_id, event) row and the neighbour's rows find partners too.
 CALLER_SNAPSHOTS = [("a1", "pageview"), ("a2", "signup"), ("shared", "purchase")]
 NEIGHBOUR_SNAPSHOTS = [("b1", "pageview"), ("shared", "signup"), ("b3", "purchase")]
 COPY_DATABASE = "caller_only_copy"

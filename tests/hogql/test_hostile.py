@@ -1,8 +1,9 @@
 """Hostile queries: each is rejected before it reaches ClickHouse, with the exact message and position.
 
-The table covers other tables and databases, the health_snapshots table, table functions, clauses that change settings or
+The table covers other tables and databases, table functions, clauses that change settings or
 output, statements other than SELECT (also hidden after a comment), functions that read the
-server, any use of the project column, and aggregates nested in aggregates.
+server, any use of the project column, and aggregates nested in aggregates. The last rows do the
+same for the health_snapshots table.
 """
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ def test_snapshots_unknown_column(project_a):
 
 def test_rewritten_day_reads_latest_version(new_project, hogql_ch):
     project = new_project()
-    # Merges would remove the older version at any time; stopped, both versions stay stored.
+    # A merge could remove the older version at any time, so merges stay stopped while the test runs.
     hogql_ch.command("SYSTEM STOP MERGES health_snapshots")
     try:
         insert_snapshots(hogql_ch, project.project_id, [("2025-03-01", "a1", 80.0), ("2025-03-01", "a2", 60.0)], 1)
