@@ -1,6 +1,5 @@
-"""Benchmark account_health_score reading stored snapshots from the health_snapshots table, against
-the same recipe reading none and against the snapshots bound as one array parameter, and the
-snapshot, score_drops and drill-down steps, on the RavenStack data set.
+"""Benchmark how account_health_score reads stored snapshots, and the snapshot, score_drops and
+drill-down steps, on the RavenStack data set.
 
 Usage: .venv/bin/python bench/bench_health.py [--days D] [--runs R]
 

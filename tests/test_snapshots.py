@@ -50,6 +50,15 @@ def store_scores(store: Store, project_id: str, scores: dict[dt.date, dict[str, 
         write_snapshots(store, project_id, day, dt.datetime.combine(day, dt.time(12), tzinfo=UTC), rows)
 
 
+def subscribe_acme(store: Store, project_id: str) -> None:
+    """Store one subscription_started event, so the health score has the account acme."""
+    ingest_events(
+        store, project_id,
+        [event("acme", "subscription_started", NOW - dt.timedelta(days=40), plan="pro", mrr=750)],
+        now=NOW,
+    )
+
+
 def test_snapshot_is_idempotent_per_day(store: Store, settings: Settings, project):
     project_id = project[0].project_id
     ingest_events(
@@ -97,11 +106,7 @@ def test_snapshot_rejects_bad_input(store: Store, settings: Settings, project, a
 
 def test_score_history_and_changes(store: Store, settings: Settings, project):
     project_id = project[0].project_id
-    ingest_events(
-        store, project_id,
-        [event("acme", "subscription_started", NOW - dt.timedelta(days=40), plan="pro", mrr=750)],
-        now=NOW,
-    )
+    subscribe_acme(store, project_id)
     history = {TODAY - dt.timedelta(days=days): {"acme": 90.0 - days} for days in (45, 31, 30, 8, 1, 0)}
     store_scores(store, project_id, history)
 
@@ -142,11 +147,7 @@ def test_score_drops(store: Store, settings: Settings, project):
 
 def test_rewritten_day_reads_latest_version(store: Store, settings: Settings, project):
     project_id = project[0].project_id
-    ingest_events(
-        store, project_id,
-        [event("acme", "subscription_started", NOW - dt.timedelta(days=40), plan="pro", mrr=750)],
-        now=NOW,
-    )
+    subscribe_acme(store, project_id)
     yesterday = TODAY - dt.timedelta(days=1)
     store_scores(store, project_id, {yesterday: {"acme": 80.0}, TODAY: {"acme": 60.0}})
     # An overlapping earlier write of the same day leaves an older version until a merge removes
