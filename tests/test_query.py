@@ -42,7 +42,15 @@ def settings(store: Store, project, tmp_path) -> Settings:
             "SELECT nosuch FROM events",
             "The query failed in ClickHouse: Unknown expression identifier `nosuch`. (UNKNOWN_IDENTIFIER) "
             "The events table has the columns uuid, event, distinct_id, timestamp and properties; read event "
-            "properties as properties.name.",
+            "properties as properties.name. The health_snapshots table has the columns day, account, "
+            "health_score, status, top_risk_signal, as_of and computed_at.",
+        ),
+        (
+            "SELECT health FROM health_snapshots",
+            "The query failed in ClickHouse: Unknown expression identifier `health`. (UNKNOWN_IDENTIFIER) "
+            "The events table has the columns uuid, event, distinct_id, timestamp and properties; read event "
+            "properties as properties.name. The health_snapshots table has the columns day, account, "
+            "health_score, status, top_risk_signal, as_of and computed_at.",
         ),
     ],
 )
