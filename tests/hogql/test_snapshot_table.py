@@ -81,6 +81,16 @@ CASES = [
         [("a1",), ("a1",), ("shared",)],
     ),
     (
+        "SELECT s.account, (SELECT count() FROM events AS e WHERE e.distinct_id = s.account) AS n "
+        "FROM health_snapshots AS s WHERE s.day = '2025-03-01'",
+        [("a1", 1), ("shared", 1)],
+    ),
+    (
+        "SELECT e.distinct_id, (SELECT max(health_score) FROM health_snapshots AS s WHERE s.account = e.distinct_id) AS top "
+        "FROM events AS e",
+        [("a1", 80.0), ("shared", 40.0)],
+    ),
+    (
         "SELECT account, argMax(health_score, day) AS latest FROM health_snapshots GROUP BY account",
         [("a1", 70.0), ("shared", 40.0)],
     ),
