@@ -16,6 +16,7 @@ from .properties import resolve_properties
 from .names import name_columns
 from .qualify import qualify_events_tables
 from .rewrite import rewrite_functions
+from .snapshot_table import wrap_snapshot_tables
 from .timestamps import parse_timestamp_strings
 from .validate import validate
 
@@ -40,6 +41,7 @@ def compile_query(text: str, context: CompileContext) -> CompiledQuery:
     validate(parsed)
     tree, row_cap = apply_limits(parsed, context)
     hogql = print_hogql(tree)
+    snapshot_aliases = wrap_snapshot_tables(tree, context.project_id, context.timezone, parsed.source)
 
     expand_stars(tree)
     name_columns(tree)
@@ -47,7 +49,7 @@ def compile_query(text: str, context: CompileContext) -> CompiledQuery:
     rewrite_functions(tree, context, parsed.source)
     parse_timestamp_strings(tree, context.timezone)
     localize_timestamps(tree, context.timezone)
-    table_aliases = qualify_events_tables(tree)
+    table_aliases = qualify_events_tables(tree) | snapshot_aliases
     guard_projects(tree, context.project_id)
     tree = add_truncation_probe(tree)
 

@@ -26,7 +26,8 @@ from .source import SourceText
 from .tables import EVENTS_COLUMNS, is_events_table
 
 INTERNAL_ALIAS_PREFIX = "pb_t"
-_INTERNAL_ALIAS = re.compile(rf"\b{INTERNAL_ALIAS_PREFIX}\d+\b")
+# Internal aliases of events tables (pb_t<n>) and of health_snapshots subqueries (pb_h<n>).
+_INTERNAL_ALIAS = re.compile(r"\bpb_[th]\d+\b")
 
 
 def check_qualified_columns(tree: exp.Expr, source: SourceText) -> None:

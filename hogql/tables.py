@@ -1,10 +1,11 @@
 """Step 3, continued: the names a query may use for tables, aliases and columns.
 
-Only `events` and the query's own CTEs can be read, and no name reaches `project_id`. The project
-guard (guard.py) compares `pb_t<n>.project_id`, an alias qualify.py gives each events table, so
-names starting with `pb_` are reserved. No other source can be named `events`, because ClickHouse
-26.9 reads a subquery or CTE aliased `events` wherever the same query names the events table
-(`FROM events AS t, x AS events` reads x twice, checked on chDB 4.4).
+Only `events`, `health_snapshots` and the query's own CTEs can be read, and no name reaches
+`project_id`. The project guard (guard.py) compares `pb_t<n>.project_id`, an alias qualify.py gives
+each events table, and snapshot_table.py reads `health_snapshots` through a guarded subquery
+aliased `pb_h<n>`, so names starting with `pb_` are reserved. No other source can take a table's
+name, because ClickHouse 26.9 reads a subquery or CTE aliased `events` wherever the same query
+names the events table (`FROM events AS t, x AS events` reads x twice, checked on chDB 4.4).
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ EVENTS_TABLE = "events"
 # Columns of the events table that queries may name; `project_id` is reserved for the guard.
 EVENTS_COLUMNS = ("uuid", "event", "distinct_id", "timestamp", "properties", "inserted_at")
 PROJECT_COLUMN = "project_id"
+SNAPSHOTS_TABLE = "health_snapshots"
+# Columns of the health_snapshots table that queries may name; `project_id` and `version` stay hidden.
+SNAPSHOTS_COLUMNS = ("day", "account", "health_score", "status", "top_risk_signal", "as_of", "computed_at")
+TABLE_NAMES = (EVENTS_TABLE, SNAPSHOTS_TABLE)
 # Arguments a table reference may carry: its name and alias. FINAL, SAMPLE and the like are rejected.
 TABLE_ARGUMENTS = {"this", "alias"}
 
@@ -31,8 +36,13 @@ def is_events_table(node: exp.Expr) -> bool:
     return isinstance(node, exp.Table) and node.name == EVENTS_TABLE and not node.args.get("db")
 
 
+def is_snapshots_table(node: exp.Expr) -> bool:
+    """Return whether a FROM or JOIN source is the physical health_snapshots table."""
+    return isinstance(node, exp.Table) and node.name == SNAPSHOTS_TABLE and not node.args.get("db")
+
+
 def check_tables(tree: exp.Expr, source: SourceText) -> None:
-    """Check every FROM and JOIN source, and that no other source takes the name `events`."""
+    """Check every FROM and JOIN source, and that no other source takes a table's name."""
     # One walk feeds every check below; none of them changes the tree.
     nodes: dict[type, list[exp.Expr]] = {}
     for node in tree.walk():
@@ -41,11 +51,12 @@ def check_tables(tree: exp.Expr, source: SourceText) -> None:
     ctes = nodes.get(exp.CTE, [])
     cte_names = {cte.alias for cte in ctes if not cte.args.get("scalar")}
     for cte in ctes:
-        if cte.alias == EVENTS_TABLE:
+        if cte.alias in TABLE_NAMES:
             raise error_at(
                 source,
                 NotAllowedError,
-                "A CTE cannot be named 'events', because that name is the events table; choose another name.",
+                f"A CTE cannot be named '{cte.alias}', because that name is the {cte.alias} table; "
+                "choose another name.",
                 cte.args.get("alias"),
             )
 
@@ -53,12 +64,12 @@ def check_tables(tree: exp.Expr, source: SourceText) -> None:
         _check_table(table, source, cte_names)
 
     for subquery in nodes.get(exp.Subquery, []):
-        if subquery.alias == EVENTS_TABLE:
+        if subquery.alias in TABLE_NAMES:
             raise error_at(
                 source,
                 NotAllowedError,
-                "A subquery cannot be aliased 'events', because that name is the events table; "
-                "choose another alias.",
+                f"A subquery cannot be aliased '{subquery.alias}', because that name is the {subquery.alias} "
+                "table; choose another alias.",
                 subquery.args.get("alias"),
             )
 
@@ -119,13 +130,13 @@ def _check_table(table: exp.Table, source: SourceText, cte_names: set[str]) -> N
         raise error_at(
             source,
             NotAllowedError,
-            f"Table '{qualified}' is not allowed. Only the events table and the query's own CTEs "
-            "can be queried, without a database name.",
+            f"Table '{qualified}' is not allowed. Only the events and health_snapshots tables and the "
+            "query's own CTEs can be queried, without a database name.",
             table,
         )
 
-    if table.name != EVENTS_TABLE and table.name not in cte_names:
-        known = ", ".join([EVENTS_TABLE, *sorted(cte_names)])
+    if table.name not in TABLE_NAMES and table.name not in cte_names:
+        known = ", ".join([*TABLE_NAMES, *sorted(cte_names)])
         raise error_at(
             source,
             UnknownTableError,
@@ -134,11 +145,11 @@ def _check_table(table: exp.Table, source: SourceText, cte_names: set[str]) -> N
         )
 
     alias = table.alias
-    if alias == EVENTS_TABLE and table.name != EVENTS_TABLE:
+    if alias in TABLE_NAMES and table.name != alias:
         raise error_at(
             source,
             NotAllowedError,
-            "Only the events table can have the alias 'events', because that name is the events table; "
+            f"Only the {alias} table can have the alias '{alias}', because that name is the {alias} table; "
             "choose another alias.",
             table.args.get("alias"),
         )

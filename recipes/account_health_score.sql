@@ -1,8 +1,6 @@
 /*
 id = "account_health_score"
 title = "Account health score"
-snapshot_days = 37
-snapshot_columns = ["account", "day", "health_score"]
 description = """
 Scores every B2B account from 0 (about to leave) to 100 (thriving), and says why.
 
@@ -560,11 +558,13 @@ WITH
             ) AS ranked_signals
         FROM components
     ),
+    -- Days are dates in the project's time zone, as `pulseboard snapshot` stores them. The 37
+    -- days ending on as_of's day cover score_history and both score changes.
     snapshots AS (
-        SELECT tupleElement(snapshot, 1) AS account, tupleElement(snapshot, 2) AS day, tupleElement(snapshot, 3) AS score
-        FROM (SELECT arrayJoin({health_snapshots}) AS snapshot)
+        SELECT account, day, health_score AS score
+        FROM health_snapshots
+        WHERE day > toDate(toTimeZone({as_of}, timezone())) - 37 AND day <= toDate(toTimeZone({as_of}, timezone()))
     ),
-    -- Days are dates in the project's time zone, as `pulseboard snapshot` stores them.
     history AS (
         SELECT
             account,

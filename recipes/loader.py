@@ -43,25 +43,6 @@ PLACEHOLDER_PATTERN = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
 HEADER_PATTERN = re.compile(r"\A\s*/\*(?P<header>.*?)\*/(?P<body>.*)\Z", re.DOTALL)
 DATETIME_EXAMPLE = "2025-01-31T00:00:00Z"
 Placeholders = dict[str, tuple[object, str]]
-# A recipe whose header sets `snapshot_days` reads stored health score snapshots through this
-# placeholder. The runner fills it with the caller's project's snapshots; callers cannot set it.
-SNAPSHOTS_PLACEHOLDER = "health_snapshots"
-# The columns a snapshot row can carry in that placeholder, with their ClickHouse types. The
-# placeholder is an array of one tuple per row, with the columns the header's snapshot_columns
-# lists, in that order.
-SNAPSHOT_COLUMN_TYPES = {
-    "account": "String",
-    "day": "Date",
-    "health_score": "Float64",
-    "status": "String",
-    "top_risk_signal": "String",
-}
-SnapshotColumn = Literal["account", "day", "health_score", "status", "top_risk_signal"]
-
-
-def snapshots_type(columns: tuple[str, ...]) -> str:
-    """Return the ClickHouse type of the {health_snapshots} placeholder with these columns."""
-    return "Array(Tuple(" + ", ".join(SNAPSHOT_COLUMN_TYPES[name] for name in columns) + "))"
 
 
 class RecipeError(ValueError):
@@ -266,19 +247,6 @@ class RecipeHeader(BaseModel):
     parameters: tuple[RecipeParameter, ...] = ()
     columns: tuple[RecipeColumn, ...] = Field(min_length=1)
     constraints: tuple[RecipeConstraint, ...] = ()
-    snapshot_days: int | None = Field(
-        default=None,
-        ge=1,
-        le=400,
-        description="Days of health score snapshots, ending on the as_of day, bound as {health_snapshots}.",
-    )
-    # Binding costs grow with every column: 15,000 rows took about 1 s with all five columns and
-    # 0.35 s with account, day and health_score (chDB 4.4, 2 cores under load), so a recipe lists
-    # only the columns it reads.
-    snapshot_columns: tuple[SnapshotColumn, ...] = Field(
-        default=("account", "day", "health_score", "status", "top_risk_signal"), min_length=1
-    )
-
 
 
 @dataclass(frozen=True)
@@ -382,12 +350,6 @@ def check_definition(recipe: Recipe, source: str) -> None:
     declared = recipe.parameter_names()
     used = set(PLACEHOLDER_PATTERN.findall(recipe.hogql))
     problems = []
-    if recipe.header.snapshot_days is not None:
-        if SNAPSHOTS_PLACEHOLDER not in used:
-            problems.append(f"snapshot_days is set but the query never reads {{{SNAPSHOTS_PLACEHOLDER}}}")
-        if "as_of" not in declared:
-            problems.append("snapshot_days needs an as_of parameter to end the snapshot days")
-        used.discard(SNAPSHOTS_PLACEHOLDER)
     if len(set(declared)) != len(declared):
         problems.append("a parameter name is declared twice")
     undeclared = sorted(used - set(declared))

@@ -1,7 +1,6 @@
 /*
 id = "score_drops"
 title = "Health score drops"
-snapshot_days = 92
 description = """
 Lists accounts whose stored health score fell by more than min_drop points (15 by default) within
 a period (24 hours by default), largest drop first. It reads the daily snapshots that
@@ -78,14 +77,12 @@ name = "day_now"
 description = "Day of the score_now snapshot."
 */
 WITH
+    -- The 92 days ending on as_of's day, enough for the longest period (90 days) to find the
+    -- latest snapshot at or before its start.
     snapshots AS (
-        SELECT
-            tupleElement(snapshot, 1) AS account,
-            tupleElement(snapshot, 2) AS day,
-            tupleElement(snapshot, 3) AS score,
-            tupleElement(snapshot, 4) AS status,
-            tupleElement(snapshot, 5) AS top_risk_signal
-        FROM (SELECT arrayJoin({health_snapshots}) AS snapshot)
+        SELECT account, day, health_score AS score, status, top_risk_signal
+        FROM health_snapshots
+        WHERE day > toDate(toTimeZone({as_of}, timezone())) - 92 AND day <= toDate(toTimeZone({as_of}, timezone()))
     ),
     compared AS (
         SELECT

@@ -295,9 +295,10 @@ def create_mcp(runtime: Runtime, *, verifier: ProjectTokenVerifier | None = None
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
     )
     async def describe_schema(project_id: ProjectId = None) -> SchemaOutput:
-        """Describe what a HogQL query can read in a project: the events table's columns, event names
-        with counts, property paths with their types, counts and example values, properties stored
-        with mixed types, and hints. Call it before writing the first analytics_query."""
+        """Describe what a HogQL query can read in a project: the columns of the events and
+        health_snapshots tables, event names with counts, property paths with their types, counts and
+        example values, properties stored with mixed types, and hints. Call it before writing the
+        first analytics_query."""
 
         def work(project_id: str) -> SchemaOutput:
             return describe_project_schema(store, settings, project_id)

@@ -1,7 +1,7 @@
 """Daily account health score snapshots: one row per project, day and account.
 
-`pulseboard snapshot` writes the account_health_score result of a day here, and recipes that set
-`snapshot_days` read these rows through a bound placeholder (see tools/recipes.py). Writing a day
+`pulseboard snapshot` writes the account_health_score result of a day here, and HogQL queries and
+recipes read these rows as the `health_snapshots` table (hogql/snapshot_table.py). Writing a day
 again replaces every row of that day, so a rerun never leaves an account of an earlier run behind.
 """
 
@@ -13,7 +13,6 @@ import time
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pulseboard.server.store import Store, utcnow
 
@@ -57,37 +56,6 @@ def write_snapshots(store: Store, project_id: str, day: dt.date, as_of: dt.datet
                 ],
             )
     logger.info("stored %d health snapshots of %s in project %s", len(rows), day, project_id)
-
-
-SNAPSHOT_COLUMNS = ("account", "day", "health_score", "status", "top_risk_signal")
-
-
-def read_snapshots(
-    store: Store,
-    project_id: str,
-    first_day: dt.date,
-    last_day: dt.date,
-    columns: Sequence[str] = SNAPSHOT_COLUMNS,
-    *,
-    account: str | None = None,
-) -> list[tuple[Any, ...]]:
-    """Return the given columns of the project's snapshots from first_day to last_day.
-
-    Each row is one tuple, ordered by account and day. With `account`, only that account's rows
-    are read.
-    """
-    unknown = sorted(set(columns) - set(SNAPSHOT_COLUMNS))
-    if unknown or not columns:
-        raise ValueError(f"Snapshot columns must be some of {', '.join(SNAPSHOT_COLUMNS)}; got {list(columns)}.")
-
-    condition = "" if account is None else " AND account = {a:String}"
-    result = store.query(
-        f"SELECT {', '.join(columns)} FROM {TABLE} FINAL "
-        "WHERE project_id = {p:String} AND day >= {first:Date} AND day <= {last:Date}" + condition
-        + " ORDER BY account, day",
-        {"p": project_id, "first": first_day, "last": last_day, "a": account or ""},
-    )
-    return [tuple(row) for row in result.rows]
 
 
 def snapshot_days(store: Store, project_id: str) -> list[tuple[dt.date, int]]:

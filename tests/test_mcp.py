@@ -94,8 +94,8 @@ async def test_default_limit_truncates(runtime: Runtime):
     [
         (
             "SELECT * FROM system.tables",
-            "Table 'system.tables' is not allowed. Only the events table and the query's own CTEs can be "
-            "queried, without a database name. Line 1, Col 15.",
+            "Table 'system.tables' is not allowed. Only the events and health_snapshots tables and the "
+            "query's own CTEs can be queried, without a database name. Line 1, Col 15.",
         ),
         ("SELECT 1; DROP TABLE events", "Only one statement is allowed. Remove the text after ';'. Line 1, Col 9."),
     ],

@@ -95,7 +95,7 @@ async def test_unexpected_failure_gives_an_id(runtime: Runtime, store: Store, ca
         (
             "analytics_query",
             {"hogql": "SELECT count() FROM persons"},
-            "Unknown table 'persons'. Tables that can be queried: events. Line 1, Col 21.",
+            "Unknown table 'persons'. Tables that can be queried: events, health_snapshots. Line 1, Col 21.",
         ),
         (
             "publish_query",

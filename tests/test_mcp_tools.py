@@ -327,7 +327,8 @@ def expected_schema(project_id: str) -> dict[str, Any]:
 
 def schema_facts(schema: dict[str, Any]) -> dict[str, Any]:
     facts = {key: value for key, value in schema.items() if key not in {"tables", "hints"}}
-    [table] = schema["tables"]
+    table, snapshots = schema["tables"]
+    assert snapshots["name"] == "health_snapshots"
     facts["columns"] = [(column["name"], column["type"]) for column in table["columns"]]
     facts["first_hint"] = schema["hints"][0]
     return facts

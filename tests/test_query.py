@@ -42,7 +42,15 @@ def settings(store: Store, project, tmp_path) -> Settings:
             "SELECT nosuch FROM events",
             "The query failed in ClickHouse: Unknown expression identifier `nosuch`. (UNKNOWN_IDENTIFIER) "
             "The events table has the columns uuid, event, distinct_id, timestamp and properties; read event "
-            "properties as properties.name.",
+            "properties as properties.name. The health_snapshots table has the columns day, account, "
+            "health_score, status, top_risk_signal, as_of and computed_at.",
+        ),
+        (
+            "SELECT health FROM health_snapshots",
+            "The query failed in ClickHouse: Unknown expression identifier `health`. (UNKNOWN_IDENTIFIER) "
+            "The events table has the columns uuid, event, distinct_id, timestamp and properties; read event "
+            "properties as properties.name. The health_snapshots table has the columns day, account, "
+            "health_score, status, top_risk_signal, as_of and computed_at.",
         ),
     ],
 )
@@ -180,8 +188,8 @@ def test_explain_reports_compile_error(tmp_path):
     assert explained.returncode == 2
     assert explained.stdout == ""
     assert explained.stderr.strip().splitlines()[-1] == (
-        "pulseboard: Table 'system.tables' is not allowed. Only the events table and the query's own CTEs "
-        "can be queried, without a database name. Line 1, Col 15."
+        "pulseboard: Table 'system.tables' is not allowed. Only the events and health_snapshots tables "
+        "and the query's own CTEs can be queried, without a database name. Line 1, Col 15."
     )
 
 

@@ -214,7 +214,7 @@ async def test_hogql_spelling_reads_property(known: Runtime):
 async def test_events_table_description(known: Runtime):
     content = await call_describe(known)
 
-    (table,) = content["tables"]
+    table, _ = content["tables"]
     assert table["name"] == "events"
     assert [(column["name"], column["type"]) for column in table["columns"]] == [
         ("uuid", "UUID"),
@@ -227,6 +227,25 @@ async def test_events_table_description(known: Runtime):
     assert all(column["description"] for column in table["columns"])
     for spelling in ("properties.name", "properties.$browser", "properties['odd key']", "properties.a.b"):
         assert spelling in table["properties_note"]
+
+
+@pytest.mark.anyio
+async def test_snapshots_table_description(known: Runtime):
+    content = await call_describe(known)
+
+    _, table = content["tables"]
+    assert table["name"] == "health_snapshots"
+    assert [(column["name"], column["type"]) for column in table["columns"]] == [
+        ("day", "Date"),
+        ("account", "String"),
+        ("health_score", "Float64"),
+        ("status", "String"),
+        ("top_risk_signal", "String"),
+        ("as_of", "DateTime64(6, 'UTC')"),
+        ("computed_at", "DateTime64(6, 'UTC')"),
+    ]
+    assert all(column["description"] for column in table["columns"])
+    assert table["properties_note"] is None
 
 
 @pytest.mark.anyio

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from pulseboard.server.snapshots import SnapshotRow, snapshot_days, write_snapsh
 from pulseboard.server.store import Store
 from pulseboard.tools.drilldown import account_drilldown
 from pulseboard.tools.errors import UserInputError
+from pulseboard.tools.query import run_hogql
 from pulseboard.tools.recipes import run_recipe
 from pulseboard.tools.snapshots import take_snapshot
 
@@ -46,6 +48,15 @@ def store_scores(store: Store, project_id: str, scores: dict[dt.date, dict[str, 
     for day, by_account in scores.items():
         rows = [SnapshotRow(account, value, "ok", f"signal {value:g}") for account, value in by_account.items()]
         write_snapshots(store, project_id, day, dt.datetime.combine(day, dt.time(12), tzinfo=UTC), rows)
+
+
+def subscribe_acme(store: Store, project_id: str) -> None:
+    """Store one subscription_started event, so the health score has the account acme."""
+    ingest_events(
+        store, project_id,
+        [event("acme", "subscription_started", NOW - dt.timedelta(days=40), plan="pro", mrr=750)],
+        now=NOW,
+    )
 
 
 def test_snapshot_is_idempotent_per_day(store: Store, settings: Settings, project):
@@ -95,11 +106,7 @@ def test_snapshot_rejects_bad_input(store: Store, settings: Settings, project, a
 
 def test_score_history_and_changes(store: Store, settings: Settings, project):
     project_id = project[0].project_id
-    ingest_events(
-        store, project_id,
-        [event("acme", "subscription_started", NOW - dt.timedelta(days=40), plan="pro", mrr=750)],
-        now=NOW,
-    )
+    subscribe_acme(store, project_id)
     history = {TODAY - dt.timedelta(days=days): {"acme": 90.0 - days} for days in (45, 31, 30, 8, 1, 0)}
     store_scores(store, project_id, history)
 
@@ -136,6 +143,51 @@ def test_score_drops(store: Store, settings: Settings, project):
     ]
     assert [(row["account"], row["score_drop"]) for row in lower] == [("acme", 20.0), ("beta", 15.0), ("gamma", 10.0)]
     assert [(row["account"], row["score_before"], row["score_drop"]) for row in longer] == [("acme", 95.0, 35.0)]
+
+
+def test_rewritten_day_reads_latest_version(store: Store, settings: Settings, project):
+    project_id = project[0].project_id
+    subscribe_acme(store, project_id)
+    yesterday = TODAY - dt.timedelta(days=1)
+    store_scores(store, project_id, {yesterday: {"acme": 80.0}, TODAY: {"acme": 60.0}})
+    # An overlapping earlier write of the same day leaves an older version until a merge removes
+    # it. Merges stay stopped, so both versions are stored while the recipes run.
+    store.client.command("SYSTEM STOP MERGES health_snapshots")
+    try:
+        store.client.insert(
+            "health_snapshots",
+            [[project_id, TODAY, "acme", 99.0, "champion", "none", NOW, NOW, 1]],
+            column_names=[
+                "project_id", "day", "account", "health_score", "status", "top_risk_signal", "as_of", "computed_at",
+                "version",
+            ],
+        )
+        stored = store.query(
+            "SELECT count() FROM health_snapshots WHERE project_id = {p:String} AND day = {d:Date}",
+            {"p": project_id, "d": TODAY},
+        )
+        drops = rows_of(run_recipe(store, settings, project_id, "score_drops", {"as_of": NOW}))
+        health = rows_of(run_recipe(store, settings, project_id, "account_health_score", {"as_of": NOW}))
+    finally:
+        store.client.command("SYSTEM START MERGES health_snapshots")
+
+    assert stored.rows == [[2]]
+    assert [(row["account"], row["score_now"], row["status"]) for row in drops] == [("acme", 60.0, "ok")]
+    assert health[0]["score_history"] == [80.0, 60.0]
+
+
+def test_analytics_query_reads_own_snapshots(store: Store, settings: Settings, project):
+    project_id = project[0].project_id
+    neighbour = store.create_project("t" + uuid.uuid4().hex[:12])[0].project_id
+    store_scores(store, project_id, {TODAY: {"acme": 60.0}})
+    store_scores(store, neighbour, {TODAY: {"acme": 10.0, "other": 20.0}})
+
+    output = run_hogql(
+        store, settings, project_id,
+        "SELECT account, health_score, top_risk_signal FROM health_snapshots WHERE 1 = 1 OR account = 'other'",
+    )
+
+    assert output.rows == [["acme", 60.0, "signal 60"]]
 
 
 def test_drilldown_one_account(store: Store, settings: Settings, project):

@@ -15,9 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pulseboard.recipes.loader import PROPERTY_PATH_PATTERN, SNAPSHOTS_PLACEHOLDER, snapshots_type
+from pulseboard.recipes.loader import PROPERTY_PATH_PATTERN
 from pulseboard.server.settings import Settings
-from pulseboard.server.snapshots import SNAPSHOT_COLUMNS, read_snapshots, snapshot_day
 from pulseboard.server.store import Store, utcnow
 from pulseboard.tools.errors import UserInputError
 from pulseboard.tools.query import Column, QueryOutput, run_hogql
@@ -178,18 +177,12 @@ SECTION_QUERIES = (
     SectionQuery(
         "score_history",
         f"Health score snapshots, last {SCORE_HISTORY_DAYS} days",
-        """
+        f"""
         SELECT day, health_score, status, top_risk_signal
-        FROM (
-            SELECT
-                tupleElement(snapshot, 1) AS account,
-                tupleElement(snapshot, 2) AS day,
-                tupleElement(snapshot, 3) AS health_score,
-                tupleElement(snapshot, 4) AS status,
-                tupleElement(snapshot, 5) AS top_risk_signal
-            FROM (SELECT arrayJoin({health_snapshots}) AS snapshot)
-        )
-        WHERE account = {account}
+        FROM health_snapshots
+        WHERE account = {{account}}
+            AND day > toDate(toTimeZone({{as_of}}, timezone())) - {SCORE_HISTORY_DAYS}
+            AND day <= toDate(toTimeZone({{as_of}}, timezone()))
         ORDER BY day
         """,
     ),
@@ -232,7 +225,7 @@ def account_drilldown(
         raise UserInputError(
             f"account_property {account_property!r} is not a property path such as account_id or $groups.company."
         )
-    project = require_project(store, project_id)
+    require_project(store, project_id)
 
     as_of = (as_of or utcnow()).astimezone(dt.timezone.utc)
     health = run_recipe(
@@ -246,11 +239,9 @@ def account_drilldown(
     else:
         chosen = [account_id]
 
-    last_day = snapshot_day(as_of, project.timezone)
-    days = (last_day - dt.timedelta(days=SCORE_HISTORY_DAYS - 1), last_day)
     by_account = {row["account"]: row for row in health_rows}
     accounts = [
-        _drilldown_one(store, settings, project_id, account, by_account.get(account), as_of, account_property, days)
+        _drilldown_one(store, settings, project_id, account, by_account.get(account), as_of, account_property)
         for account in chosen
     ]
     logger.info("drill-down of %d accounts in project %s", len(accounts), project_id)
@@ -265,14 +256,8 @@ def _drilldown_one(
     health_row: dict[str, Any] | None,
     as_of: dt.datetime,
     account_property: str,
-    days: tuple[dt.date, dt.date],
 ) -> AccountDrilldown:
-    snapshots = read_snapshots(store, project_id, *days, account=account)
-    placeholders = {
-        "account": (account, "String"),
-        "as_of": (as_of, "DateTime64(6, 'UTC')"),
-        SNAPSHOTS_PLACEHOLDER: (snapshots, snapshots_type(SNAPSHOT_COLUMNS)),
-    }
+    placeholders = {"account": (account, "String"), "as_of": (as_of, "DateTime64(6, 'UTC')")}
     sections = [_summary_section(health_row)]
     for query in SECTION_QUERIES:
         hogql = query.hogql.replace("{account_path}", account_property)

@@ -29,7 +29,8 @@ ECHOED_QUERY = re.compile(r"[.:]? In (?:scope|query) .*?(?= \([A-Z_]+\)$|$)", re
 
 HINTS = {
     "UNKNOWN_IDENTIFIER": " The events table has the columns uuid, event, distinct_id, timestamp and properties;"
-    " read event properties as properties.name.",
+    " read event properties as properties.name. The health_snapshots table has the columns day, account,"
+    " health_score, status, top_risk_signal, as_of and computed_at.",
 }
 
 

@@ -10,21 +10,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pulseboard.recipes.loader import (
-    SNAPSHOTS_PLACEHOLDER,
-    Placeholders,
-    Recipe,
-    RecipeError,
-    get_recipe,
-    load_recipes,
-    snapshots_type,
-)
+from pulseboard.recipes.loader import Recipe, RecipeError, get_recipe, load_recipes
 from pulseboard.server.settings import Settings
-from pulseboard.server.snapshots import read_snapshots, snapshot_day
 from pulseboard.server.store import Store, utcnow
 from pulseboard.tools.errors import UserInputError
 from pulseboard.tools.query import QueryOutput, run_hogql
-from pulseboard.tools.schema import require_project
 
 logger = logging.getLogger(__name__)
 
@@ -123,26 +113,6 @@ def run_recipe(
     except RecipeError as error:
         raise UserInputError(str(error)) from None
 
-    if recipe.header.snapshot_days is not None:
-        placeholders[SNAPSHOTS_PLACEHOLDER] = project_snapshots(store, project_id, recipe, placeholders)
     output = run_hogql(store, settings, project_id, hogql, placeholders)
     logger.info("recipe %s in project %s returned %d rows", recipe_id, project_id, output.row_count)
     return output
-
-
-def project_snapshots(store: Store, project_id: str, recipe: Recipe, placeholders: Placeholders) -> tuple[object, str]:
-    """Return the placeholder value of the project's snapshots over the recipe's snapshot days.
-
-    Only this project's rows are read, so the bound array carries the same project guard as the
-    compiled query. NOTE: the rows travel as one bound query parameter. The embedded store takes
-    any size. Against a ClickHouse server, a project with many thousands of accounts may reach the
-    server's request size limits; that has not been tried.
-    """
-    project = require_project(store, project_id)
-
-    as_of = placeholders["as_of"][0]
-    assert isinstance(as_of, dt.datetime)
-    last_day = snapshot_day(as_of, project.timezone)
-    first_day = last_day - dt.timedelta(days=(recipe.header.snapshot_days or 1) - 1)
-    columns = recipe.header.snapshot_columns
-    return read_snapshots(store, project_id, first_day, last_day, columns), snapshots_type(columns)

@@ -133,6 +133,16 @@ EVENTS_COLUMNS = [
     ("inserted_at", "DateTime64(6, 'UTC')", "When the event was stored; readable by name, not part of SELECT *."),
 ]
 
+SNAPSHOT_COLUMNS = [
+    ("day", "Date", "Day the scores belong to, a date in the project's timezone."),
+    ("account", "String", "Account id, as the account_health_score recipe returned it."),
+    ("health_score", "Float64", "Score from 0 to 100 on that day."),
+    ("status", "String", "Band of the score: critical, warn, ok, healthy or champion."),
+    ("top_risk_signal", "String", "Signal that cost the account the most points on that day."),
+    ("as_of", "DateTime64(6, 'UTC')", "Time the scores were computed for; read in the project's timezone."),
+    ("computed_at", "DateTime64(6, 'UTC')", "When the snapshot was stored; read in the project's timezone."),
+]
+
 PROPERTIES_NOTE = (
     "Read a property as properties.name or properties.$browser, a nested one as properties.a.b, and a key "
     "with spaces or other characters as properties['odd key']. Each entry of `properties` gives the exact "
@@ -181,7 +191,9 @@ class SchemaTable(BaseModel):
     name: str
     description: str
     columns: list[SchemaColumn]
-    properties_note: str = Field(description="How to read event properties in HogQL.")
+    properties_note: str | None = Field(
+        default=None, description="How to read event properties in HogQL; null for a table without properties."
+    )
 
 
 class EventSummary(BaseModel):
@@ -353,7 +365,7 @@ def describe_schema(
         total_events=total,
         first_event_at=iso_utc(first_at) if total else None,
         last_event_at=iso_utc(last_at) if total else None,
-        tables=[events_table(project.timezone)],
+        tables=[events_table(project.timezone), snapshots_table()],
         events=events,
         events_truncated=len(event_rows) > MAX_EVENTS,
         properties=properties,
@@ -567,6 +579,19 @@ def events_table(timezone: str) -> SchemaTable:
         description=f"One row per event of this project; timestamps read in {timezone}.",
         columns=columns,
         properties_note=PROPERTIES_NOTE,
+    )
+
+
+def snapshots_table() -> SchemaTable:
+    columns = [SchemaColumn(name=name, type=kind, description=text) for name, kind, text in SNAPSHOT_COLUMNS]
+    return SchemaTable(
+        name="health_snapshots",
+        description=(
+            "One row per account and day of this project's stored account health scores, the latest "
+            "version of each; `pulseboard snapshot` writes them. Join to events on account, for example "
+            "ON toString(e.properties.account_id) = s.account."
+        ),
+        columns=columns,
     )
 
 

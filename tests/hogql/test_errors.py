@@ -18,7 +18,7 @@ from pulseboard.hogql import (
     compile_query,
 )
 
-TABLE_RULE = "Only the events table and the query's own CTEs can be queried, without a database name."
+TABLE_RULE = "Only the events and health_snapshots tables and the query's own CTEs can be queried, without a database name."
 TABLE_FUNCTION = "Table functions cannot be used; query the events table instead."
 PROJECT_ID = "'project_id' cannot be used; every query already reads only the caller's project."
 RESERVED = "Names starting with 'pb_' are reserved for the compiler; rename '{}'."
@@ -32,11 +32,11 @@ BAD_QUERIES = [
     ("SELECT * FROM file('data.csv')", NotAllowedError, f"Function 'file' is not allowed. {TABLE_FUNCTION}", 1, 15, "file"),
     ("SELECT number FROM numbers(10)", NotAllowedError, f"Function 'numbers' is not allowed. {TABLE_FUNCTION}", 1, 20, "numbers"),
     ("SELECT file('/etc/passwd')", UnknownFunctionError, f"Function 'file' is not allowed. {TABLE_FUNCTION}", 1, 8, "file"),
-    ("SELECT * FROM sessions", UnknownTableError, "Unknown table 'sessions'. Tables that can be queried: events.", 1, 15, "sessions"),
+    ("SELECT * FROM sessions", UnknownTableError, "Unknown table 'sessions'. Tables that can be queried: events, health_snapshots.", 1, 15, "sessions"),
     (
         "WITH a AS (SELECT 1) SELECT * FROM b",
         UnknownTableError,
-        "Unknown table 'b'. Tables that can be queried: events, a.",
+        "Unknown table 'b'. Tables that can be queried: events, health_snapshots, a.",
         1,
         36,
         "b",

@@ -1,14 +1,15 @@
 """Generated queries (hypothesis): the compiler raises only HogQLError, and the guard holds.
 
 Queries nest SELECTs, subqueries in FROM and IN, CTEs, UNION ALL and every join kind over
-`events`. Each compiled query runs twice on real chDB: on the shared `events` table, which also
-contains a neighbour project, and on a copy of the table with the caller's rows only. A query
-that reads only the caller's project returns the same rows from both. Any difference, or a
+`events` and `health_snapshots`. Each compiled query runs twice on real chDB: on the shared tables,
+which also contain a neighbour project, and on copies of the tables with the caller's rows only. A
+query that reads only the caller's project returns the same rows from both. Any difference, or a
 neighbour's distinct id in the result, is a hole in the project guard.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections import Counter
@@ -32,9 +33,13 @@ NEIGHBOUR_EVENTS = [
     ("shared", "pageview", "team"), ("shared", "purchase", "pro"), ("b3", "pageview", "free"),
 ]
 NEIGHBOUR_ONLY_IDS = {"b1", "b2", "b3"}
+# Snapshots as (account, status). Accounts are distinct ids and statuses are event names, so a
+# snapshot row reads as a (distinct_id, event) row and the neighbour's rows find partners too.
+CALLER_SNAPSHOTS = [("a1", "pageview"), ("a2", "signup"), ("shared", "purchase")]
+NEIGHBOUR_SNAPSHOTS = [("b1", "pageview"), ("shared", "signup"), ("b3", "purchase")]
 COPY_DATABASE = "caller_only_copy"
-# Compiled SQL names the table `events` only as a table: column aliases never take that name here.
-EVENTS_TABLE = re.compile(r"\bevents\b")
+# Compiled SQL names the tables only as tables: column aliases never take these names here.
+COPIED_TABLES = re.compile(r"\b(events|health_snapshots)\b")
 
 PROFILE = settings(
     max_examples=150,
@@ -59,7 +64,11 @@ def conditions(draw: st.DrawFn, alias: str, is_events: bool, depth: int) -> str:
         choices += [f"{alias}.properties.plan = 'pro'", f"{alias}.timestamp >= '2024-01-01'"]
     if depth > 0:
         inner = draw(selects(depth - 1))
+        join = draw(st.sampled_from(["JOIN", "LEFT JOIN", "RIGHT JOIN", "FULL JOIN"]))
         choices += [
+            f"{alias}.distinct_id IN (SELECT account FROM health_snapshots WHERE status != 'x' OR 1 = 1)",
+            f"{alias}.distinct_id IN (SELECT s.account FROM health_snapshots AS s {join} ({inner}) AS q "
+            "ON s.account = q.distinct_id)",
             f"{alias}.distinct_id IN (SELECT distinct_id FROM ({inner}))",
             f"({alias}.distinct_id, {alias}.event) IN (SELECT distinct_id, event FROM events)",
         ]
@@ -72,6 +81,13 @@ def sources(draw: st.DrawFn, alias: str, depth: int) -> tuple[str, bool]:
     whether it is the events table itself."""
     if depth == 0 or draw(st.booleans()):
         return f"events AS {alias}", True
+
+    if draw(st.integers(0, 3)) == 0:
+        join = draw(st.sampled_from(["", "JOIN", "LEFT JOIN", "RIGHT JOIN", "FULL JOIN"]))
+        snapshots = f"health_snapshots AS s{alias}"
+        if join:
+            snapshots += f" {join} events AS e{alias} ON s{alias}.account = e{alias}.distinct_id"
+        return f"(SELECT s{alias}.account AS distinct_id, s{alias}.status AS event FROM {snapshots}) AS {alias}", False
 
     inner = draw(selects(depth - 1))
     if draw(st.booleans()):
@@ -136,15 +152,24 @@ def caller_project(new_project, hogql_ch):
             for distinct_id, event, plan in events
         ])
 
+    for project, snapshots in ((caller, CALLER_SNAPSHOTS), (neighbour, NEIGHBOUR_SNAPSHOTS)):
+        hogql_ch.insert(
+            "health_snapshots",
+            [[project.project_id, dt.date(2024, 3, 1), account, 50.0, status, "none", 1] for account, status in snapshots],
+            column_names=["project_id", "day", "account", "health_score", "status", "top_risk_signal", "version"],
+        )
+
     hogql_ch.command(f"CREATE DATABASE IF NOT EXISTS {COPY_DATABASE}")
-    hogql_ch.command(f"DROP TABLE IF EXISTS {COPY_DATABASE}.events")
-    hogql_ch.command(f"CREATE TABLE {COPY_DATABASE}.events AS events")
-    hogql_ch.command(
-        f"INSERT INTO {COPY_DATABASE}.events SELECT * FROM events WHERE project_id = {{p:String}}",
-        parameters={"p": caller.project_id},
-    )
+    for table in ("events", "health_snapshots"):
+        hogql_ch.command(f"DROP TABLE IF EXISTS {COPY_DATABASE}.{table}")
+        hogql_ch.command(f"CREATE TABLE {COPY_DATABASE}.{table} AS {table}")
+        hogql_ch.command(
+            f"INSERT INTO {COPY_DATABASE}.{table} SELECT * FROM {table} WHERE project_id = {{p:String}}",
+            parameters={"p": caller.project_id},
+        )
     yield caller
-    hogql_ch.command(f"DROP TABLE IF EXISTS {COPY_DATABASE}.events")
+    for table in ("events", "health_snapshots"):
+        hogql_ch.command(f"DROP TABLE IF EXISTS {COPY_DATABASE}.{table}")
 
 
 def _run(client: Any, sql: str, parameters: dict[str, Any]) -> Counter | str:
@@ -167,7 +192,7 @@ def test_generated_query_reads_only_caller(caller_project, hogql_ch, text):
         return
 
     rows = _run(hogql_ch, compiled.sql, compiled.parameters)
-    caller_only_rows = _run(hogql_ch, EVENTS_TABLE.sub(f"{COPY_DATABASE}.events", compiled.sql), compiled.parameters)
+    caller_only_rows = _run(hogql_ch, COPIED_TABLES.sub(rf"{COPY_DATABASE}.\1", compiled.sql), compiled.parameters)
 
     assert rows == caller_only_rows
     if isinstance(rows, Counter):

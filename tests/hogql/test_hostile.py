@@ -2,7 +2,8 @@
 
 The table covers other tables and databases, table functions, clauses that change settings or
 output, statements other than SELECT (also hidden after a comment), functions that read the
-server, any use of the project column, and aggregates nested in aggregates.
+server, any use of the project column, and aggregates nested in aggregates. The last rows do the
+same for the health_snapshots table.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pulseboard.hogql import (
     compile_query,
 )
 
-TABLE_RULE = "Only the events table and the query's own CTEs can be queried, without a database name."
+TABLE_RULE = "Only the events and health_snapshots tables and the query's own CTEs can be queried, without a database name."
 TABLE_FUNCTION = "Table functions cannot be used; query the events table instead."
 SERVER_FUNCTION = "Functions that describe the server are not allowed."
 PROJECT_ID = "'project_id' cannot be used; every query already reads only the caller's project."
@@ -97,13 +98,47 @@ HOSTILE_QUERIES = [
     ('WITH project_id AS (SELECT 1) SELECT * FROM project_id', NotAllowedError, PROJECT_ID, 1, 45, 'project_id'),
     ("SELECT * FROM generateRandom('a String')", NotAllowedError, f"Function 'generateRandom' is not allowed. {TABLE_FUNCTION}", 1, 15, 'generateRandom'),
     ('SELECT * FROM view(SELECT 1)', NotAllowedError, f"Function 'view' is not allowed. {TABLE_FUNCTION}", 1, 15, 'view'),
-    ("SELECT * FROM dictionary('d')", UnknownTableError, "Unknown table 'dictionary'. Tables that can be queried: events.", 1, 15, 'dictionary'),
+    ("SELECT * FROM dictionary('d')", UnknownTableError, "Unknown table 'dictionary'. Tables that can be queried: events, health_snapshots.", 1, 15, 'dictionary'),
     ('EXPLAIN SELECT 1', NotAllowedError, ONLY_SELECT.format("EXPLAIN"), 1, 1, 'EXPLAIN'),
     ('DESCRIBE TABLE events', NotAllowedError, ONLY_SELECT.format("DESCRIBE"), 1, 1, 'DESCRIBE'),
     ('SHOW TABLES', NotAllowedError, ONLY_SELECT.format("SHOW"), 1, 1, 'SHOW'),
     ('ATTACH TABLE x', NotAllowedError, ONLY_SELECT.format("ATTACH"), 1, 1, 'ATTACH'),
     ('RENAME TABLE events TO e2', NotAllowedError, ONLY_SELECT.format("RENAME"), 1, 1, 'RENAME'),
     ('USE system', NotAllowedError, ONLY_SELECT.format("USE"), 1, 1, 'USE'),
+    # The health_snapshots table: the project column, database names, FINAL and names taken from tables.
+    ('SELECT project_id FROM health_snapshots', NotAllowedError, PROJECT_ID, 1, 8, 'project_id'),
+    ("SELECT * FROM health_snapshots AS s WHERE s.project_id = 'other' OR 1 = 1", NotAllowedError, PROJECT_ID, 1, 45, 'project_id'),
+    ('SELECT * FROM default.health_snapshots', NotAllowedError, f"Table 'default.health_snapshots' is not allowed. {TABLE_RULE}", 1, 15, 'default.health_snapshots'),
+    ('SELECT * FROM system.health_snapshots', NotAllowedError, f"Table 'system.health_snapshots' is not allowed. {TABLE_RULE}", 1, 15, 'system.health_snapshots'),
+    ('SELECT * FROM health_snapshots FINAL', UnsupportedError, 'FINAL is not supported.', 1, 15, 'health_snapshots'),
+    ('SELECT * FROM health_snapshots SAMPLE 0.5', UnsupportedError, 'SAMPLE is not supported.', 1, 39, '0.5'),
+    (
+        'WITH health_snapshots AS (SELECT 1 AS x) SELECT x FROM health_snapshots', NotAllowedError,
+        "A CTE cannot be named 'health_snapshots', because that name is the health_snapshots table; choose another name.",
+        1, 6, 'health_snapshots',
+    ),
+    (
+        'SELECT * FROM (SELECT 1 AS x) AS health_snapshots', NotAllowedError,
+        "A subquery cannot be aliased 'health_snapshots', because that name is the health_snapshots table; "
+        "choose another alias.",
+        1, 34, 'health_snapshots',
+    ),
+    (
+        'SELECT * FROM events AS health_snapshots', NotAllowedError,
+        "Only the health_snapshots table can have the alias 'health_snapshots', because that name is the "
+        "health_snapshots table; choose another alias.",
+        1, 25, 'health_snapshots',
+    ),
+    (
+        'SELECT * FROM health_snapshots AS events', NotAllowedError,
+        "Only the events table can have the alias 'events', because that name is the events table; choose another alias.",
+        1, 35, 'events',
+    ),
+    ('SELECT pb_h0.account FROM health_snapshots', NotAllowedError, "Names starting with 'pb_' are reserved for the compiler; rename 'pb_h0'.", 1, 8, 'pb_h0'),
+    (
+        'SELECT count() FROM events WHERE distinct_id IN health_snapshots', UnsupportedError,
+        'IN with a table name is not supported; write IN (SELECT ... FROM ...).', 1, 49, 'health_snapshots',
+    ),
 ]
 
 
