@@ -29,6 +29,7 @@ from .operands import (
     operand_needed,
 )
 from .source import SourceText, quoted
+from .tree import TreeNodes
 
 # Tokens after which a comma starts a list with an empty first item.
 _LIST_STARTS = frozenset({
@@ -100,9 +101,12 @@ def check_incomplete_tokens(tokens: list[Token], source: SourceText) -> None:
         _check_operand(tokens, index, operand, source)
 
 
-def check_incomplete_tree(tree: exp.Expr, source: SourceText) -> None:
-    """Raise HogQLSyntaxError for a join without a condition or an interval without a valid unit."""
-    for node in tree.walk():
+def check_incomplete_tree(tree: exp.Expr, source: SourceText, nodes: TreeNodes | None = None) -> None:
+    """Raise HogQLSyntaxError for a join without a condition or an interval without a valid unit.
+
+    `nodes`, when given, must list the nodes of `tree` as it is now.
+    """
+    for node in (nodes or TreeNodes(tree)).breadth_first:
         if isinstance(node, exp.Join):
             _check_join_condition(node, source)
         elif isinstance(node, exp.Interval):
