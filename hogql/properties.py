@@ -40,7 +40,7 @@ from sqlglot import exp
 
 from .context import CompileContext, PropertyType
 from .dialect import PARAMETER_TYPE_KEY
-from .nodes import PROPERTY_READ_KEY, call, cast, internal_string, timezone_parameter
+from .nodes import PROPERTY_READ_KEY, call, cast, data_type, internal_string, timezone_parameter
 from .parse import USER_PLACEHOLDER_KEY
 from .paths import PROPERTIES_COLUMN, PropertyPath, iter_property_paths
 
@@ -128,7 +128,7 @@ def _single_stored_type(path: PropertyPath, context: CompileContext) -> str | No
 
 
 def _typed_subcolumn_read(json_read: exp.Expr, stored_type: str, property_type: PropertyType, timezone: str) -> exp.Expr:
-    subcolumn = exp.JSONCast(this=json_read, to=exp.DataType.build(stored_type, dialect="clickhouse"))
+    subcolumn = exp.JSONCast(this=json_read, to=data_type(stored_type))
     if property_type == "Numeric" and stored_type in _NUMERIC_STORED_TYPES:
         return cast(subcolumn, "Nullable(Float64)")
     if property_type == "Numeric":

@@ -93,10 +93,11 @@ def qualify_events_tables(tree: exp.Expr) -> dict[str, str]:
 
     Returns each internal alias with the name the user gave that table (`events` when unaliased).
     """
-    columns = [(column, resolve_qualifier(column)) for column in tree.find_all(exp.Column)]
+    nodes = TreeNodes(tree)
+    columns = [(column, resolve_qualifier(column)) for column in nodes.find_all(exp.Column)]
 
     aliases = {}
-    tables = [table for table in tree.find_all(exp.Table, bfs=False) if is_events_table(table)]
+    tables = [table for table in nodes.find_all_depth_first(exp.Table) if is_events_table(table)]
     for index, table in enumerate(tables):
         internal = f"{INTERNAL_ALIAS_PREFIX}{index}"
         aliases[internal] = table.alias_or_name

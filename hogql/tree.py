@@ -21,17 +21,23 @@ E = TypeVar("E", bound=exp.Expr)
 
 
 class TreeNodes:
-    """Every node of `tree`, in the orders of sqlglot's `walk()` and `walk(bfs=False)`."""
+    """Every node of `tree`, in the orders of sqlglot's `walk(bfs=False)` and `walk()`."""
 
     def __init__(self, tree: exp.Expr) -> None:
-        depth_first, depths = _walk_depth_first(tree)
-        # A stable sort of the pre-order by depth is the breadth-first order of `walk()`:
-        # both order the nodes of one depth by their path of child positions from the root.
-        order = sorted(range(len(depth_first)), key=depths.__getitem__)
         self.tree = tree
-        self.depth_first = depth_first
-        self.breadth_first = [depth_first[index] for index in order]
+        self.depth_first, self._depths = _walk_depth_first(tree)
+        self._breadth_first: list[exp.Expr] | None = None
         self._property_paths: list[PropertyPath] | None = None
+
+    @property
+    def breadth_first(self) -> list[exp.Expr]:
+        """The nodes in the order of `tree.walk()`."""
+        if self._breadth_first is None:
+            # A stable sort of the pre-order by depth is the breadth-first order: both order
+            # the nodes of one depth by their path of child positions from the root.
+            order = sorted(range(len(self.depth_first)), key=self._depths.__getitem__)
+            self._breadth_first = [self.depth_first[index] for index in order]
+        return self._breadth_first
 
     def find_all(self, *types: type[E]) -> list[E]:
         """Return the nodes of these types in `tree.find_all(*types)` order (breadth first)."""
@@ -49,7 +55,11 @@ class TreeNodes:
 
 
 def _walk_depth_first(tree: exp.Expr) -> tuple[list[exp.Expr], list[int]]:
-    """Return the nodes in pre-order, as `tree.walk(bfs=False)`, and the depth of each."""
+    """Return the nodes in pre-order, as `tree.walk(bfs=False)`, and the depth of each.
+
+    The loop reads `args` itself, as `Expr.iter_expressions` does, because a walk through that
+    generator took about 1.5 times as long.
+    """
     nodes: list[exp.Expr] = []
     depths: list[int] = []
     stack: list[tuple[exp.Expr, int]] = [(tree, 0)]
@@ -57,6 +67,16 @@ def _walk_depth_first(tree: exp.Expr) -> tuple[list[exp.Expr], list[int]]:
         node, depth = stack.pop()
         nodes.append(node)
         depths.append(depth)
-        for child in node.iter_expressions(reverse=True):
-            stack.append((child, depth + 1))
+
+        child_depth = depth + 1
+        children: list[tuple[exp.Expr, int]] = []
+        for value in node.args.values():
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, exp.Expr):
+                        children.append((item, child_depth))
+            elif isinstance(value, exp.Expr):
+                children.append((value, child_depth))
+        children.reverse()
+        stack.extend(children)
     return nodes, depths
