@@ -119,7 +119,10 @@ def test_enclosing_bracket_matches_forward_scan(text):
 
     depth = 0
     for token in tokens:
-        depth += 1 if token.token_type in CLOSING else -1 if token.token_type in OPENING else 0
+        if token.token_type in CLOSING:  # an opening bracket: CLOSING maps it to its closing one
+            depth += 1
+        elif token.token_type in OPENING:
+            depth -= 1
         if depth < 0:
             return  # unbalanced: parse rejects the query before any bracket lookup
     if depth != 0:
