@@ -27,7 +27,7 @@ _SCOPE_TYPES = (exp.Select, exp.Subquery, exp.With)
 
 def expand_stars(tree: exp.Expr) -> None:
     """Replace `*` and `alias.*` over an events table with its public columns."""
-    for select in list(tree.find_all(exp.Select)):
+    for select in TreeNodes(tree).find_all(exp.Select):
         sources = select_sources(select)
         if not any(is_events_table(source) for source in sources):
             continue
@@ -80,7 +80,7 @@ def localize_timestamps(tree: exp.Expr, timezone: str) -> None:
     if timezone == "UTC":
         return
 
-    for select in list(tree.find_all(exp.Select)):
+    for select in TreeNodes(tree).find_all(exp.Select):
         sources = select_sources(select)
         qualifiers = {source_name(source) for source in sources if is_events_table(source)}
         if not qualifiers:

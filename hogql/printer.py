@@ -21,6 +21,7 @@ from .dialect import PARAMETER_TYPE_KEY, HogQLGenerator
 from .errors import UnsupportedError
 from .nodes import INTERNAL_LITERAL_KEY, PARAMETER_VALUE_KEY, STRING_PARAMETER_PREFIX, parameter
 from .parse import DIALECT, USER_PLACEHOLDER_KEY
+from .tree import TreeNodes
 
 _NUMBER = re.compile(r"(\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)([eE][+-]?\d+)?\Z")
 
@@ -85,7 +86,7 @@ def print_clickhouse(tree: exp.Expr, context: CompileContext) -> tuple[str, dict
     # One walk collects both node types; binding replaces string literals with placeholders.
     literals: list[exp.Literal] = []
     placeholders: list[exp.Placeholder] = []
-    for node in tree.walk(bfs=False):
+    for node in TreeNodes(tree).depth_first:
         if isinstance(node, exp.Literal):
             literals.append(node)
         elif isinstance(node, exp.Placeholder):
