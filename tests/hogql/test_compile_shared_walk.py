@@ -57,7 +57,8 @@ TREES = parsed_trees()
 
 
 def forward_enclosing_bracket(tokens: list[Token], index: int) -> int | None:
-    """The scan `enclosing_bracket` made before it scanned backwards: a stack from the start."""
+    """Find the innermost open bracket with a stack from the first token: the reference for the
+    backward scan of `enclosing_bracket`."""
     stack: list[int] = []
     for position, token in enumerate(tokens[:index]):
         if token.token_type in CLOSING:
