@@ -49,11 +49,18 @@ def check_brackets(tokens: list[Token], source: SourceText) -> None:
 
 
 def enclosing_bracket(tokens: list[Token], index: int) -> int | None:
-    """Return the index of the innermost bracket that is still open just before `tokens[index]`."""
-    stack: list[int] = []
-    for position, token in enumerate(tokens[:index]):
-        if token.token_type in CLOSING:
-            stack.append(position)
-        elif token.token_type in OPENING and stack:
-            stack.pop()
-    return stack[-1] if stack else None
+    """Return the index of the innermost bracket that is still open just before `tokens[index]`.
+
+    Every closing bracket before `index` must close an opening one, as `check_brackets` ensures.
+    The scan goes backwards from `index`, so it usually stops after a few tokens.
+    """
+    depth = 0
+    for position in range(min(index, len(tokens)) - 1, -1, -1):
+        token_type = tokens[position].token_type
+        if token_type in OPENING:  # a closing bracket: OPENING maps it to its opening one
+            depth += 1
+        elif token_type in CLOSING:
+            if depth == 0:
+                return position
+            depth -= 1
+    return None

@@ -14,17 +14,20 @@ from .errors import UnsupportedError
 from .nodes import call, timezone_parameter
 from .scopes import select_sources, source_name
 from .tables import is_events_table
+from .tree import TreeNodes
 
 # The columns `SELECT *` returns from events; `inserted_at` is readable by name only.
 STAR_COLUMNS = ("uuid", "event", "distinct_id", "timestamp", "properties")
 DATETIME_COLUMNS = {"timestamp", "inserted_at"}
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between)
+# A column inside one of these belongs to it, not to the SELECT around it.
+_SCOPE_TYPES = (exp.Select, exp.Subquery, exp.With)
 
 
 def expand_stars(tree: exp.Expr) -> None:
     """Replace `*` and `alias.*` over an events table with its public columns."""
-    for select in list(tree.find_all(exp.Select)):
+    for select in TreeNodes(tree).find_all(exp.Select):
         sources = select_sources(select)
         if not any(is_events_table(source) for source in sources):
             continue
@@ -77,7 +80,7 @@ def localize_timestamps(tree: exp.Expr, timezone: str) -> None:
     if timezone == "UTC":
         return
 
-    for select in list(tree.find_all(exp.Select)):
+    for select in TreeNodes(tree).find_all(exp.Select):
         sources = select_sources(select)
         qualifiers = {source_name(source) for source in sources if is_events_table(source)}
         if not qualifiers:
@@ -100,9 +103,21 @@ def localize_timestamps(tree: exp.Expr, timezone: str) -> None:
 def own_columns(select: exp.Select) -> list[exp.Column]:
     """Columns that belong to this SELECT, not to a subquery or CTE inside it."""
     def prune(node: exp.Expr) -> bool:
-        return node is not select and isinstance(node, (exp.Select, exp.Subquery, exp.With))
+        return node is not select and isinstance(node, _SCOPE_TYPES)
 
     return [node for node in select.walk(prune=prune) if isinstance(node, exp.Column)]
+
+
+def own_columns_by_select(nodes: TreeNodes) -> dict[int, list[exp.Column]]:
+    """Map the id() of each SELECT in the tree to `own_columns(select)`, in the same order."""
+    columns: dict[int, list[exp.Column]] = {}
+    for column in nodes.find_all(exp.Column):
+        owner = column.parent
+        while owner is not None and not isinstance(owner, _SCOPE_TYPES):
+            owner = owner.parent
+        if isinstance(owner, exp.Select):
+            columns.setdefault(id(owner), []).append(column)
+    return columns
 
 
 def _keeps_utc(column: exp.Column) -> bool:

@@ -40,6 +40,8 @@ def expand_filters(parsed: ParsedQuery, filters: QueryFilters | None) -> None:
     """
     if filters is not None:
         _check_filter_dates(filters)
+    if FILTERS_MARKER not in parsed.source.rewritten:
+        return  # no `{filters}` in the query, so no walk of the tree is needed
 
     for marker in list(parsed.tree.find_all(exp.Placeholder)):
         if marker.name != FILTERS_MARKER:

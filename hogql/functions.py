@@ -7,6 +7,7 @@ tests/hogql/test_functions.py. Names match case-insensitively and print in the s
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 
 DATE_TIME_FUNCTIONS = {
@@ -244,6 +245,9 @@ _SCALARS_BY_LOWERCASE = _lowercase_index(SCALAR_FUNCTIONS)
 _AGGREGATES_BY_LOWERCASE = _lowercase_index(AGGREGATE_FUNCTIONS)
 
 
+# Validation looks up every call and the aggregate calls around each aggregate, so the same
+# names come back many times within one query and across queries.
+@functools.lru_cache(maxsize=4096)
 def lookup_function(name: str) -> FunctionName | None:
     """Return the canonical spelling of an allowed function, or None when it is not allowed."""
     scalar = _SCALARS_BY_LOWERCASE.get(name.lower())
@@ -267,9 +271,12 @@ def lookup_function(name: str) -> FunctionName | None:
     return None
 
 
+# Longer combinators are tried first, so "MergeState" is preferred over "State".
+_COMBINATORS_LONGEST_FIRST = sorted(AGGREGATE_COMBINATORS, key=len, reverse=True)
+
+
 def _trailing_combinator(name: str) -> str | None:
-    # Longer combinators are tried first, so "MergeState" is preferred over "State".
-    for combinator in sorted(AGGREGATE_COMBINATORS, key=len, reverse=True):
+    for combinator in _COMBINATORS_LONGEST_FIRST:
         if len(name) > len(combinator) and name.lower().endswith(combinator.lower()):
             return combinator
     return None

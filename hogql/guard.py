@@ -39,6 +39,7 @@ from .errors import UnsupportedError
 from .nodes import PROJECT_PARAMETER, parameter
 from .scopes import source_name
 from .tables import EVENTS_TABLE, PROJECT_COLUMN, is_events_table
+from .tree import TreeNodes
 
 _NULL_EXTENDING_SIDES = {"RIGHT", "FULL"}
 
@@ -46,10 +47,11 @@ _NULL_EXTENDING_SIDES = {"RIGHT", "FULL"}
 def guard_projects(tree: exp.Expr, project_id: str) -> None:
     """Add the project guard to every events source; raise if one could not be guarded."""
     guarded: set[int] = set()
-    for select in list(tree.find_all(exp.Select)):
+    for select in TreeNodes(tree).find_all(exp.Select):
         _guard_select(select, project_id, guarded)
 
-    for table in tree.find_all(exp.Table):
+    # A fresh walk, because guarding replaced some tables with filtered subqueries.
+    for table in TreeNodes(tree).find_all(exp.Table):
         if is_events_table(table) and id(table) not in guarded:
             raise UnsupportedError(
                 "This use of the events table is not supported; read it in a FROM or JOIN clause."

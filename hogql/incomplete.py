@@ -17,6 +17,7 @@ from .operands import (
     BETWEEN_AND,
     BINARY_OPERATORS,
     CLAUSE_KEYWORDS,
+    NEEDS_OPERAND,
     NEGATABLE,
     OPERAND_EXPECTED,
     Operand,
@@ -29,6 +30,7 @@ from .operands import (
     operand_needed,
 )
 from .source import SourceText, quoted
+from .tree import TreeNodes
 
 # Tokens after which a comma starts a list with an empty first item.
 _LIST_STARTS = frozenset({
@@ -49,6 +51,13 @@ _LIST_CLAUSES = frozenset({
     TokenType.JOIN, TokenType.ON, TokenType.USING, TokenType.WINDOW, TokenType.QUALIFY,
 })
 _JOIN_KINDS_WITHOUT_CONDITION = {"CROSS", "ARRAY", "PASTE"}
+# Token types the loop of check_incomplete_tokens tests for every token. Reading an Enum member
+# is an attribute lookup, so the loop reads these module constants instead.
+_OPENING_BRACKETS = frozenset({TokenType.L_PAREN, TokenType.L_BRACKET})
+_CLOSING_BRACKETS = frozenset({TokenType.R_PAREN, TokenType.R_BRACKET})
+_LEFT_OPERAND_TOKENS = frozenset({TokenType.STRING, *BINARY_OPERATORS})
+_COMMA = TokenType.COMMA
+_VAR = TokenType.VAR
 
 # Units ClickHouse reads after INTERVAL, from its parseIntervalKind; checked on chDB 4.4, which
 # also rejects other short forms such as MIN, SEC and Y.
@@ -74,19 +83,25 @@ def check_incomplete_tokens(tokens: list[Token], source: SourceText) -> None:
 
     for index, token in enumerate(tokens):
         kind = token.token_type
-        if kind in (TokenType.L_PAREN, TokenType.L_BRACKET):
+        if kind in _OPENING_BRACKETS:
             clauses.append(None)
-        elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET) and len(clauses) > 1:
+        elif kind in _CLOSING_BRACKETS and len(clauses) > 1:
             clauses.pop()
         elif kind in _LIST_CLAUSES and not is_name(tokens, index):
             clauses[-1] = kind
 
-        if kind == TokenType.COMMA:
+        if kind is _COMMA:
             _check_comma(tokens, index, clauses[-1], source)
             continue
 
-        _check_left_operand(tokens, index, source)
-        _check_missing_by(tokens, index, source)
+        # Most tokens are names and values that none of the checks below applies to, so the
+        # calls are skipped for them.
+        if kind in _LEFT_OPERAND_TOKENS:
+            _check_left_operand(tokens, index, source)
+        if kind is _VAR:
+            _check_missing_by(tokens, index, source)
+        elif kind not in NEEDS_OPERAND:
+            continue
 
         operand = operand_needed(tokens, index, between_open=open_betweens > 0)
         if operand is None:
@@ -100,9 +115,12 @@ def check_incomplete_tokens(tokens: list[Token], source: SourceText) -> None:
         _check_operand(tokens, index, operand, source)
 
 
-def check_incomplete_tree(tree: exp.Expr, source: SourceText) -> None:
-    """Raise HogQLSyntaxError for a join without a condition or an interval without a valid unit."""
-    for node in tree.walk():
+def check_incomplete_tree(tree: exp.Expr, source: SourceText, nodes: TreeNodes | None = None) -> None:
+    """Raise HogQLSyntaxError for a join without a condition or an interval without a valid unit.
+
+    `nodes`, when given, must list the nodes of `tree` as it is now.
+    """
+    for node in (nodes or TreeNodes(tree)).breadth_first:
         if isinstance(node, exp.Join):
             _check_join_condition(node, source)
         elif isinstance(node, exp.Interval):

@@ -26,11 +26,12 @@ from .printer import print_hogql
 from .rewrite import is_rewritten
 from .scopes import possible_columns, qualifier, resolve_qualifier, select_sources
 from .tables import is_events_table
+from .tree import TreeNodes
 
 
 def name_columns(tree: exp.Expr) -> None:
     """Alias the SELECT items whose ClickHouse name would show the compiler's rewriting."""
-    for select in list(tree.find_all(exp.Select)):
+    for select in TreeNodes(tree).find_all(exp.Select):
         aliases = {item.alias for item in select.expressions if isinstance(item, exp.Alias)}
         earlier_names: set[str] = set()
         names = []

@@ -17,6 +17,7 @@ from .incomplete import check_incomplete_tokens, check_incomplete_tree
 from .parse_errors import parse_error
 from .prelex import MARKER_PREFIX, PrelexResult
 from .source import SourceText, quoted
+from .tree import TreeNodes
 
 DIALECT = HogQLDialect()
 
@@ -72,9 +73,12 @@ def parse(prelexed: PrelexResult, placeholders: Mapping[str, tuple[object, str]]
             tokens[0].end + 1,
         )
 
-    check_incomplete_tree(tree, source)
-    _bind_placeholders(tree, prelexed.placeholder_names, placeholders, tokens)
-    _restore_interval_numbers(tree)
+    # The steps below replace only the placeholders and interval numbers they find, so one walk
+    # serves all three.
+    nodes = TreeNodes(tree)
+    check_incomplete_tree(tree, source, nodes)
+    _bind_placeholders(nodes, prelexed.placeholder_names, placeholders, tokens)
+    _restore_interval_numbers(nodes)
     return ParsedQuery(tree=tree, tokens=tokens, source=source)
 
 
@@ -154,16 +158,16 @@ def _check_query_start(tokens: list[Token], source: SourceText) -> None:
     raise source.error(HogQLSyntaxError, message, start, end)
 
 
-def _restore_interval_numbers(tree: exp.Expr) -> None:
+def _restore_interval_numbers(nodes: TreeNodes) -> None:
     """sqlglot stores `INTERVAL 3 DAY` as the string '3'; keep it the number the user wrote."""
-    for interval in tree.find_all(exp.Interval):
+    for interval in nodes.find_all(exp.Interval):
         value = interval.this
         if isinstance(value, exp.Literal) and value.is_string and _INTEGER.match(value.this):
             value.replace(exp.Literal.number(value.this))
 
 
 def _bind_placeholders(
-    tree: exp.Expr,
+    nodes: TreeNodes,
     names: list[str],
     placeholders: Mapping[str, tuple[object, str]],
     tokens: list[Token],
@@ -176,7 +180,7 @@ def _bind_placeholders(
         if token.text.startswith(MARKER_PREFIX) and 0 < index < len(tokens) - 3
     }
 
-    for node in list(tree.find_all(exp.Placeholder)):
+    for node in nodes.find_all(exp.Placeholder):
         marker = node.name
         if not marker.startswith(MARKER_PREFIX):
             continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -33,7 +33,12 @@ class PropertyPath:
 
 def iter_property_paths(tree: exp.Expr) -> Iterator[PropertyPath]:
     """Yield every property read in the tree, outermost chain node only, in tree order."""
-    for node in list(tree.walk(bfs=False)):
+    yield from property_paths_in(list(tree.walk(bfs=False)))
+
+
+def property_paths_in(nodes: Iterable[exp.Expr]) -> Iterator[PropertyPath]:
+    """Yield the property read that each node spells, skipping nodes that only start a chain."""
+    for node in nodes:
         if not isinstance(node, _CHAIN_TYPES) or _continues_chain(node):
             continue
 

@@ -36,6 +36,9 @@ MARKER_PREFIX = "pb_marker_"
 
 _PLACEHOLDER = re.compile(r"\{\s*(variables\s*\.\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 _WORD_CHARACTERS = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
+# Characters that `_scan_one` always copies one at a time, unchanged: none starts a word, a quote,
+# a comment, a regex operator or a placeholder. A run of them is copied in one piece.
+_INERT_RUN = re.compile(r"[^A-Za-z0-9_$\u0080-\uffff'\"`/\-#=!{}]+")
 _LINE_COMMENT_STARTS = ("--", "#")
 # Keywords that sqlglot 30.31 fails to read as the name after a dot (`properties.when`), found by
 # compiling `properties.<keyword>` for every single-word keyword of its ClickHouse tokenizer.
@@ -64,6 +67,12 @@ def prelex(text: str, placeholders: Mapping[str, tuple[object, str]]) -> PrelexR
     query = text[:end]
 
     while position < len(query):
+        inert = _INERT_RUN.match(query, position)
+        if inert is not None:
+            result.source.append(inert.group(), position, inert.end(), verbatim=True)
+            position = inert.end()
+            continue
+
         position = _scan_one(query, position, placeholders, result)
 
     return result

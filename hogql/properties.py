@@ -40,9 +40,10 @@ from sqlglot import exp
 
 from .context import CompileContext, PropertyType
 from .dialect import PARAMETER_TYPE_KEY
-from .nodes import PROPERTY_READ_KEY, call, cast, internal_string, timezone_parameter
+from .nodes import PROPERTY_READ_KEY, call, cast, data_type, internal_string, timezone_parameter
 from .parse import USER_PLACEHOLDER_KEY
-from .paths import PROPERTIES_COLUMN, PropertyPath, iter_property_paths
+from .paths import PROPERTIES_COLUMN, PropertyPath
+from .tree import TreeNodes
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 # Conversion functions that take a String argument, so a property read inside stays a string:
@@ -63,7 +64,7 @@ _NUMERIC_TYPE_PATTERN = re.compile(r"(Nullable\()?(U?Int\d+|Float\d+|Decimal\w*)
 
 def resolve_properties(tree: exp.Expr, context: CompileContext) -> None:
     """Replace every property access in the tree with a typed read."""
-    for path in list(iter_property_paths(tree)):
+    for path in TreeNodes(tree).property_paths():
         property_type = _read_type(path, context)
         stored_type = _single_stored_type(path, context)
         if stored_type is None:
@@ -128,7 +129,7 @@ def _single_stored_type(path: PropertyPath, context: CompileContext) -> str | No
 
 
 def _typed_subcolumn_read(json_read: exp.Expr, stored_type: str, property_type: PropertyType, timezone: str) -> exp.Expr:
-    subcolumn = exp.JSONCast(this=json_read, to=exp.DataType.build(stored_type, dialect="clickhouse"))
+    subcolumn = exp.JSONCast(this=json_read, to=data_type(stored_type))
     if property_type == "Numeric" and stored_type in _NUMERIC_STORED_TYPES:
         return cast(subcolumn, "Nullable(Float64)")
     if property_type == "Numeric":

@@ -19,23 +19,25 @@ from sqlglot import exp
 
 from .context import CompiledQuery
 from .errors import UnknownColumnError, UnknownTableError
-from .paths import iter_property_paths
 from .positions import error_at
 from .scopes import qualifier, resolve_qualifier
 from .source import SourceText
 from .tables import EVENTS_COLUMNS, is_events_table
+from .tree import TreeNodes
 
 INTERNAL_ALIAS_PREFIX = "pb_t"
 # Internal aliases of events tables (pb_t<n>) and of health_snapshots subqueries (pb_h<n>).
 _INTERNAL_ALIAS = re.compile(r"\bpb_[th]\d+\b")
 
 
-def check_qualified_columns(tree: exp.Expr, source: SourceText) -> None:
+def check_qualified_columns(tree: exp.Expr, source: SourceText, nodes: TreeNodes | None = None) -> None:
     """Reject `e.name` where `e` is an events table and `name` is not one of its columns.
 
     ClickHouse would report the error with the internal alias, which the user never wrote.
+    `nodes`, when given, must list the nodes of `tree` as it is now.
     """
-    for column in tree.find_all(exp.Column):
+    nodes = nodes or TreeNodes(tree)
+    for column in nodes.find_all(exp.Column):
         resolved = resolve_qualifier(column)
         if resolved is None or not is_events_table(resolved[1]):
             continue
@@ -59,13 +61,15 @@ def check_qualified_columns(tree: exp.Expr, source: SourceText) -> None:
         )
 
 
-def check_property_qualifiers(tree: exp.Expr, source: SourceText) -> None:
+def check_property_qualifiers(tree: exp.Expr, source: SourceText, nodes: TreeNodes | None = None) -> None:
     """Reject `x.properties.key` where no table or subquery in scope is named `x`.
 
     PostHog's `person.properties.email` is the usual case: ClickHouse would report an unknown
-    identifier without saying that person properties do not exist here.
+    identifier without saying that person properties do not exist here. `nodes`, when given,
+    must list the nodes of `tree` as it is now.
     """
-    for path in iter_property_paths(tree):
+    nodes = nodes or TreeNodes(tree)
+    for path in nodes.property_paths():
         if path.qualifier is None:
             continue
 
@@ -90,10 +94,11 @@ def qualify_events_tables(tree: exp.Expr) -> dict[str, str]:
 
     Returns each internal alias with the name the user gave that table (`events` when unaliased).
     """
-    columns = [(column, resolve_qualifier(column)) for column in tree.find_all(exp.Column)]
+    nodes = TreeNodes(tree)
+    columns = [(column, resolve_qualifier(column)) for column in nodes.find_all(exp.Column)]
 
     aliases = {}
-    tables = [table for table in tree.find_all(exp.Table, bfs=False) if is_events_table(table)]
+    tables = [table for table in nodes.find_all_depth_first(exp.Table) if is_events_table(table)]
     for index, table in enumerate(tables):
         internal = f"{INTERNAL_ALIAS_PREFIX}{index}"
         aliases[internal] = table.alias_or_name

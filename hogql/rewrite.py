@@ -36,6 +36,7 @@ from .nodes import PROPERTY_READ_KEY, call, timezone_parameter
 from .parse import USER_PLACEHOLDER_KEY
 from .positions import error_at_name
 from .source import SourceText
+from .tree import TreeNodes
 
 # Functions whose result is a String, so a conversion can take it without toString().
 STRING_RESULT_FUNCTIONS = {
@@ -53,18 +54,21 @@ Rewrite = Callable[[exp.Anonymous, CompileContext], exp.Expr]
 
 def rewrite_functions(tree: exp.Expr, context: CompileContext, source: SourceText) -> None:
     """Replace HogQL-only functions with their ClickHouse forms."""
-    for node in list(tree.find_all(exp.CurrentDate, exp.Column)):
+    # One walk finds the nodes of all three loops. The calls that the first two loops add,
+    # such as toDate(now64(6, tz)), are already in ClickHouse form, so the third needs none of them.
+    nodes = TreeNodes(tree)
+    for node in nodes.find_all(exp.CurrentDate, exp.Column):
         if _is_current_date_keyword(node):
             node.replace(_rewrite_today(node, context))
         elif _is_current_timestamp_keyword(node):
             node.replace(_now(context))
 
-    for node in tree.find_all(exp.ParameterizedAgg, exp.CombinedParameterizedAgg):
+    for node in nodes.find_all(exp.ParameterizedAgg, exp.CombinedParameterizedAgg):
         timestamp = _datetime_argument(node)
         if timestamp is not None:
             timestamp.replace(call("toDateTime", timestamp.copy(), timezone_parameter(context.timezone)))
 
-    for node in list(tree.find_all(exp.Anonymous)):
+    for node in nodes.find_all(exp.Anonymous):
         rewrite = _REWRITES.get(node.name)
         if rewrite is None:
             continue

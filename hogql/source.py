@@ -37,6 +37,12 @@ class SourceText:
         if not text:
             return
 
+        if verbatim and self._verbatim and self._verbatim[-1] and self._original_spans[-1][1] == original_start:
+            # Verbatim pieces that follow each other in both texts map offsets as one piece.
+            self._original_spans[-1] = (self._original_spans[-1][0], original_end)
+            self.rewritten += text
+            return
+
         self._rewritten_starts.append(len(self.rewritten))
         self._original_spans.append((original_start, original_end))
         self._verbatim.append(verbatim)

@@ -14,10 +14,11 @@ from sqlglot import exp
 
 from .errors import NotAllowedError, UnknownTableError, UnsupportedError
 from .functions import table_function_reason
-from .paths import chain_identifiers, iter_property_paths
+from .paths import chain_identifiers
 from .positions import error_at, error_at_name
 from .prelex import RESERVED_PREFIX
 from .source import SourceText
+from .tree import TreeNodes
 
 EVENTS_TABLE = "events"
 # Columns of the events table that queries may name; `project_id` is reserved for the guard.
@@ -41,14 +42,14 @@ def is_snapshots_table(node: exp.Expr) -> bool:
     return isinstance(node, exp.Table) and node.name == SNAPSHOTS_TABLE and not node.args.get("db")
 
 
-def check_tables(tree: exp.Expr, source: SourceText) -> None:
-    """Check every FROM and JOIN source, and that no other source takes a table's name."""
-    # One walk feeds every check below; none of them changes the tree.
-    nodes: dict[type, list[exp.Expr]] = {}
-    for node in tree.walk():
-        nodes.setdefault(type(node), []).append(node)
+def check_tables(tree: exp.Expr, source: SourceText, nodes: TreeNodes | None = None) -> None:
+    """Check every FROM and JOIN source, and that no other source takes a table's name.
 
-    ctes = nodes.get(exp.CTE, [])
+    `nodes`, when given, must list the nodes of `tree` as it is now; none of the checks changes it.
+    """
+    nodes = nodes or TreeNodes(tree)
+
+    ctes = nodes.find_all(exp.CTE)
     cte_names = {cte.alias for cte in ctes if not cte.args.get("scalar")}
     for cte in ctes:
         if cte.alias in TABLE_NAMES:
@@ -60,10 +61,10 @@ def check_tables(tree: exp.Expr, source: SourceText) -> None:
                 cte.args.get("alias"),
             )
 
-    for table in nodes.get(exp.Table, []):
+    for table in nodes.find_all(exp.Table):
         _check_table(table, source, cte_names)
 
-    for subquery in nodes.get(exp.Subquery, []):
+    for subquery in nodes.find_all(exp.Subquery):
         if subquery.alias in TABLE_NAMES:
             raise error_at(
                 source,
@@ -73,10 +74,10 @@ def check_tables(tree: exp.Expr, source: SourceText) -> None:
                 subquery.args.get("alias"),
             )
 
-    for select in nodes.get(exp.Select, []):
+    for select in nodes.find_all(exp.Select):
         _check_unique_source_names(select, source)
 
-    for node in nodes.get(exp.In, []):
+    for node in nodes.find_all(exp.In):
         if isinstance(node.args.get("field"), (exp.Column, exp.Table)):
             raise error_at(
                 source,
@@ -163,16 +164,20 @@ def _check_table(table: exp.Table, source: SourceText, cte_names: set[str]) -> N
         )
 
 
-def check_names(tree: exp.Expr, source: SourceText) -> None:
+def check_names(tree: exp.Expr, source: SourceText, nodes: TreeNodes | None = None) -> None:
     """Reject every identifier naming `project_id` or starting with `pb_`, except keys inside a
-    properties path (`properties.project_id` is an ordinary event property)."""
+    properties path (`properties.project_id` is an ordinary event property).
+
+    `nodes`, when given, must list the nodes of `tree` as it is now.
+    """
+    nodes = nodes or TreeNodes(tree)
     property_keys = set()
-    for path in iter_property_paths(tree):
+    for path in nodes.property_paths():
         identifiers = chain_identifiers(path.node)
         root = 2 if path.qualifier is not None else 1
         property_keys.update(id(identifier) for identifier in identifiers[root:])
 
-    for identifier in tree.find_all(exp.Identifier):
+    for identifier in nodes.find_all(exp.Identifier):
         if id(identifier) in property_keys:
             continue
 

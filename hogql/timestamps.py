@@ -12,20 +12,24 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from .columns import DATETIME_COLUMNS, own_columns
+from .columns import DATETIME_COLUMNS, own_columns_by_select
 from .dialect import PARAMETER_TYPE_KEY
 from .nodes import call, timezone_parameter
 from .parse import USER_PLACEHOLDER_KEY
 from .scopes import resolve_qualifier, select_sources
 from .tables import is_events_table
+from .tree import TreeNodes
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 
 
 def parse_timestamp_strings(tree: exp.Expr, timezone: str) -> None:
     """Replace strings compared with `timestamp` or `inserted_at` of events by parsed times."""
-    for select in list(tree.find_all(exp.Select)):
-        for column in own_columns(select):
+    # Only constants are replaced, so the SELECTs and columns found first stay in place.
+    nodes = TreeNodes(tree)
+    columns = own_columns_by_select(nodes)
+    for select in nodes.find_all(exp.Select):
+        for column in columns.get(id(select), []):
             if not _is_events_datetime(column, select):
                 continue
 

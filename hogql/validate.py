@@ -12,11 +12,11 @@ from sqlglot.tokens import TokenType
 from .errors import HogQLError, NotAllowedError, PropertyAccessError, UnknownFunctionError, UnsupportedError
 from .functions import lookup_function, rejection_reason
 from .parse import DIALECT, USER_PLACEHOLDER_KEY, ParsedQuery
-from .paths import iter_property_paths
 from .positions import error_at, error_at_name, node_span
 from .source import SourceText, quoted
 from .qualify import check_property_qualifiers, check_qualified_columns
 from .tables import check_names, check_tables
+from .tree import TreeNodes
 
 # Every node type a query may contain. Anything else (sqlglot also parses DDL, JSON arrows,
 # COLUMNS('regex'), APPLY, table samples, ...) is rejected, so new sqlglot syntax fails closed.
@@ -86,22 +86,24 @@ _CLAUSE_TOKENS = {"settings": TokenType.SETTINGS, "format": TokenType.FORMAT, "i
 def validate(parsed: ParsedQuery) -> None:
     """Raise a HogQLError subclass for anything outside the allowlists."""
     tree, source = parsed.tree, parsed.source
+    # No check adds, removes or moves a node, so one walk serves them all.
+    nodes = TreeNodes(tree)
 
-    _check_node_types(parsed)
-    _check_query_arguments(parsed)
-    check_tables(tree, source)
-    _check_functions(tree, source)
-    _check_nested_aggregates(tree, source)
-    check_names(tree, source)
-    check_qualified_columns(tree, source)
-    check_property_qualifiers(tree, source)
-    _check_property_paths(tree, source)
-    _check_stars(parsed)
-    _check_types(tree, source)
+    _check_node_types(parsed, nodes)
+    _check_query_arguments(parsed, nodes)
+    check_tables(tree, source, nodes)
+    _check_functions(nodes, source)
+    _check_nested_aggregates(nodes, source)
+    check_names(tree, source, nodes)
+    check_qualified_columns(tree, source, nodes)
+    check_property_qualifiers(tree, source, nodes)
+    _check_property_paths(nodes, source)
+    _check_stars(parsed, nodes)
+    _check_types(nodes, source)
 
 
-def _check_node_types(parsed: ParsedQuery) -> None:
-    for node in parsed.tree.walk():
+def _check_node_types(parsed: ParsedQuery, nodes: TreeNodes) -> None:
+    for node in nodes.breadth_first:
         if isinstance(node, exp.Placeholder) and not node.meta.get(USER_PLACEHOLDER_KEY):
             raise error_at(
                 parsed.source,
@@ -133,8 +135,8 @@ def _describe(node: exp.Expr, source: SourceText) -> str:
     return f"The syntax {quoted(text)}"
 
 
-def _check_query_arguments(parsed: ParsedQuery) -> None:
-    for node in parsed.tree.walk():
+def _check_query_arguments(parsed: ParsedQuery, nodes: TreeNodes) -> None:
+    for node in nodes.breadth_first:
         if isinstance(node, exp.Select):
             allowed = SELECT_ARGUMENTS
         elif isinstance(node, exp.SetOperation):
@@ -210,8 +212,8 @@ def _error_at_keyword(
     return error_at(parsed.source, error_class, message, fallback)
 
 
-def _check_functions(tree: exp.Expr, source: SourceText) -> None:
-    for node in list(tree.find_all(*NAMED_FUNCTION_TYPES)):
+def _check_functions(nodes: TreeNodes, source: SourceText) -> None:
+    for node in nodes.find_all(*NAMED_FUNCTION_TYPES):
         name = node.name
         function = lookup_function(name)
         if function is None:
@@ -223,12 +225,12 @@ def _check_functions(tree: exp.Expr, source: SourceText) -> None:
             node.set("this", function.canonical)
 
 
-def _check_nested_aggregates(tree: exp.Expr, source: SourceText) -> None:
+def _check_nested_aggregates(nodes: TreeNodes, source: SourceText) -> None:
     """Reject `sum(count())`: ClickHouse fails it with ILLEGAL_AGGREGATION after reading the data.
 
     An aggregate used as a window function, as in `sum(count()) OVER ()`, may contain one.
     """
-    for node in tree.find_all(*NAMED_FUNCTION_TYPES):
+    for node in nodes.find_all(*NAMED_FUNCTION_TYPES):
         if not _is_aggregate_call(node):
             continue
 
@@ -262,8 +264,8 @@ def _enclosing_aggregate(node: exp.Expr) -> exp.Expr | None:
     return None
 
 
-def _check_property_paths(tree: exp.Expr, source: SourceText) -> None:
-    for path in iter_property_paths(tree):
+def _check_property_paths(nodes: TreeNodes, source: SourceText) -> None:
+    for path in nodes.property_paths():
         if path.dynamic_keys:
             raise error_at(
                 source,
@@ -284,8 +286,8 @@ def _check_property_paths(tree: exp.Expr, source: SourceText) -> None:
             raise error_at(source, PropertyAccessError, "Property keys cannot be empty.", path.node)
 
 
-def _check_stars(parsed: ParsedQuery) -> None:
-    for star in parsed.tree.find_all(exp.Star):
+def _check_stars(parsed: ParsedQuery, nodes: TreeNodes) -> None:
+    for star in nodes.find_all(exp.Star):
         modifiers = [name for name in ("except_", "replace", "rename", "ilike") if star.args.get(name)]
         if modifiers:
             modifier = modifiers[0].rstrip("_").upper()
@@ -295,10 +297,10 @@ def _check_stars(parsed: ParsedQuery) -> None:
             )
 
 
-def _check_types(tree: exp.Expr, source: SourceText) -> None:
+def _check_types(nodes: TreeNodes, source: SourceText) -> None:
     """Reject `Decimal` without precision and scale: ClickHouse reads it as Decimal(10, 0), so
     `x::numeric`, written as in PostgreSQL, would silently drop every fraction."""
-    for data_type in tree.find_all(exp.DataType):
+    for data_type in nodes.find_all(exp.DataType):
         if data_type.this == exp.DType.DECIMAL and not data_type.expressions:
             raise error_at(
                 source,
