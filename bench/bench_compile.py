@@ -20,7 +20,7 @@ from bench_queries import ACCOUNT_HEALTH_QUERY
 from harness import load_average, markdown_table, percentile
 
 from pulseboard.hogql import CompileContext, compile_query
-from pulseboard.recipes.loader import SNAPSHOTS_PLACEHOLDER, get_recipe, snapshots_type
+from pulseboard.recipes.loader import get_recipe
 
 PROPERTY_TYPES = {"account_id": "String", "mrr": "Numeric", "plan": "String"}
 AS_OF = dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc)
@@ -40,8 +40,6 @@ def main() -> None:
 
     recipe = get_recipe("account_health_score")
     hogql, placeholders = recipe.render({"as_of": AS_OF.isoformat()}, now=AS_OF)
-    # The recipe runner binds the project's stored snapshots here; compiling needs only the type.
-    placeholders[SNAPSHOTS_PLACEHOLDER] = ([], snapshots_type(recipe.header.snapshot_columns))
     example_context = CompileContext(project_id="bench", property_types=PROPERTY_TYPES)
     recipe_context = CompileContext(project_id="bench", property_types=PROPERTY_TYPES, placeholders=placeholders)
     compiles: dict[str, Callable[[], object]] = {
