@@ -463,6 +463,8 @@ def public_routes() -> list[BaseRoute]:
         Route(
             "/q/{publication_id}/drilldown", drilldown_endpoint, methods=methods, name="publication_drilldown"
         ),
+        # Any other path under /q/ gets the same 404 as an unknown publication, not the MCP mount's.
+        Route("/q/{rest:path}", unknown_path_endpoint, methods=methods, name="publication_unknown_path"),
     ]
 
 
@@ -501,6 +503,13 @@ async def publication_endpoint(request: Request) -> Response:
 async def drilldown_endpoint(request: Request) -> Response:
     """Serve a health publication's drill-down as HTML or JSON, and respond to CORS preflight requests."""
     return await logged_response(request, respond_drilldown, "/drilldown")
+
+
+async def unknown_path_endpoint(request: Request) -> Response:
+    """Respond to a path under /q/ that names no publication view with the one 404."""
+    output_format: Format = "html" if wants_html(request, None) else "json"
+    logger.info("%s /q/<unknown path> status=404", request.method)
+    return not_found_response(request, output_format)
 
 
 async def logged_response(

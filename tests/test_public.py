@@ -138,6 +138,8 @@ def rejected_views(store: Store, project_id: str) -> dict[str, tuple[str, dict[s
         "revoked": (revoked_url, {}),
         "expired": (expired_url, {}),
         "malformed id": ("/q/pub%20x%0Ay?key=x", {}),
+        "unknown path": ("/q/a/b", {}),
+        "unknown view of a live publication": (live_path + "/extra?key=" + live_url.split("key=")[1], {}),
     }
 
 
