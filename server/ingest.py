@@ -79,7 +79,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pulseboard.server.settings import PROJECT_ID_PATTERN
-from pulseboard.server.store import EventRow, Store, utcnow
+from pulseboard.server.store import API_TOKEN_PREFIX, EventRow, Store, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -790,6 +790,14 @@ async def authenticate(request: Request, project_id: str) -> None:
     if is_api_token(request, key.strip()):
         await _require_project(store, project_id)
         return
+
+    if key.strip().startswith(API_TOKEN_PREFIX):
+        raise IngestError(
+            401,
+            "This is a project API token, which only /mcp accepts. Send the project's ingestion key, "
+            "printed once by `pulseboard project create`, or the server's API token.",
+            code="wrong_key_kind",
+        )
 
     valid = PROJECT_ID_PATTERN.match(project_id) is not None
     if valid:

@@ -165,6 +165,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ),
 ]
 
+# Prefixes of the secrets pulseboard issues, so a key sent to the wrong place can be named.
+INGEST_KEY_PREFIX = "pbi_"
+API_TOKEN_PREFIX = "pbt_"
+
 # Compared against when no stored hash exists, so every lookup takes the same hashing work.
 _NO_KEY_HASH = "0" * 64
 
@@ -396,7 +400,7 @@ class Store:
         if self.get_project(project_id) is not None:
             raise StoreError(f"Project {project_id!r} already exists; choose another id.")
 
-        key = new_key("pbi_")
+        key = new_key(INGEST_KEY_PREFIX)
         project = Project(project_id, name or project_id, timezone, utcnow())
         self._insert(
             "projects",

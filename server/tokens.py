@@ -31,14 +31,14 @@ from mcp.server.auth.provider import AccessToken, TokenVerifier
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pulseboard.server.ingest import format_iso
-from pulseboard.server.store import Store, hash_key, new_key, utcnow
+from pulseboard.server.store import API_TOKEN_PREFIX, Store, hash_key, new_key, utcnow
 
 logger = logging.getLogger(__name__)
 
 ALL_PROJECTS_SCOPE = "projects:*"
 PROJECT_SCOPE_PREFIX = "project:"
 SERVER_TOKEN_CLIENT_ID = "pulseboard-api-token"
-TOKEN_PREFIX = "pbt_"
+TOKEN_PREFIX = API_TOKEN_PREFIX
 
 # A wrong token is rejected from memory for this long after its store lookup missed. A new token
 # is random, so no client sent it before, and creating one does not need to drop an entry.

@@ -34,6 +34,7 @@ from pulseboard.server.ingest import (
 from pulseboard.server.runtime import Runtime
 from pulseboard.server.settings import Settings
 from pulseboard.server.store import EventRow, Project, Store
+from pulseboard.server.tokens import create_token
 from pulseboard.tools.query import run_hogql
 
 UTC = dt.timezone.utc
@@ -558,6 +559,11 @@ UNAUTHORIZED = error_body("invalid_key", "Invalid ingestion key for this project
 MISSING_KEY = error_body(
     "missing_key", "Missing ingestion key; send the header Authorization: Bearer <project ingestion key>"
 )
+PROJECT_API_TOKEN = error_body(
+    "wrong_key_kind",
+    "This is a project API token, which only /mcp accepts. Send the project's ingestion key, "
+    "printed once by `pulseboard project create`, or the server's API token.",
+)
 
 
 @pytest.mark.parametrize("route", ["analytics", "logs"])
@@ -569,6 +575,7 @@ MISSING_KEY = error_body(
         ("key of another project", UNAUTHORIZED),
         ("unknown project", UNAUTHORIZED),
         ("invalid project id", UNAUTHORIZED),
+        ("project API token", PROJECT_API_TOKEN),
     ],
 )
 def test_authentication_failures(
@@ -576,6 +583,7 @@ def test_authentication_failures(
 ):
     created, key = project
     _, other_key = store.create_project(created.project_id + "-other")
+    _, api_token = create_token(store, [created.project_id])
     body = {"event": "x", "distinct_id": "u1"} if route == "analytics" else {"message": "boom"}
     path, sent_key = {
         "missing key": (created.project_id, None),
@@ -583,6 +591,7 @@ def test_authentication_failures(
         "key of another project": (created.project_id, other_key),
         "unknown project": ("no-such-project", key),
         "invalid project id": ("Not A Project!", key),
+        "project API token": (created.project_id, api_token),
     }[case]
 
     response = post(client, f"/v1/{route}/{path}/", body, sent_key)
