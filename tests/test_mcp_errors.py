@@ -90,7 +90,7 @@ async def test_unexpected_failure_gives_an_id(runtime: Runtime, store: Store, ca
         (
             "analytics_query",
             {"hogql": "SELECT 1", "project_id": "nosuchproject"},
-            "Project 'nosuchproject' does not exist; check the project_id, or create it with `pulseboard project create`.",
+            "Project 'nosuchproject' does not exist; check the project_id, or create it with `pulseboard project create nosuchproject`.",
         ),
         (
             "analytics_query",

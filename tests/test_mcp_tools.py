@@ -521,5 +521,5 @@ async def test_prompts_and_resources_listed(store: Store, project_id: str, tmp_p
         (name, False) for name, *_ in RECIPE_PARAMETERS
     ]
     assert unknown.value.error.message == (
-        "Project 'nosuchproject' does not exist; check the project_id, or create it with `pulseboard project create`."
+        "Project 'nosuchproject' does not exist; check the project_id, or create it with `pulseboard project create nosuchproject`."
     )

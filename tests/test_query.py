@@ -79,7 +79,16 @@ def test_unknown_project_is_an_error(store: Store, settings: Settings):
     with pytest.raises(UserInputError) as raised:
         run_hogql(store, settings, "nope", "SELECT count() FROM events")
     assert str(raised.value) == (
-        "Project 'nope' does not exist; check the project_id, or create it with `pulseboard project create`."
+        "Project 'nope' does not exist; check the project_id, or create it with `pulseboard project create nope`."
+    )
+
+
+def test_invalid_project_id_not_in_command(store: Store, settings: Settings):
+    with pytest.raises(UserInputError) as raised:
+        run_hogql(store, settings, "Acme Corp", "SELECT count() FROM events")
+    assert str(raised.value) == (
+        "Project 'Acme Corp' does not exist; check the project_id, or create it with "
+        "`pulseboard project create <project_id>`."
     )
 
 

@@ -69,7 +69,7 @@ EXPECTED_HINTS = [
 ]
 
 UNKNOWN_PROJECT = (
-    "Project 'no_such_project' does not exist; check the project_id, or create it with `pulseboard project create`."
+    "Project 'no_such_project' does not exist; check the project_id, or create it with `pulseboard project create no_such_project`."
 )
 
 

@@ -276,7 +276,7 @@ def test_drilldown_unknown_account(store: Store, settings: Settings, project):
 
 
 def test_unknown_project(store: Store, settings: Settings):
-    message = "Project 'nope' does not exist; check the project_id, or create it with `pulseboard project create`."
+    message = "Project 'nope' does not exist; check the project_id, or create it with `pulseboard project create nope`."
 
     with pytest.raises(UserInputError) as snapshot_error:
         take_snapshot(store, settings, "nope", now=NOW)

@@ -12,6 +12,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from mcp.server.mcpserver.exceptions import ToolError
 
 from pulseboard.hogql import HogQLError
+from pulseboard.server.settings import PROJECT_ID_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +21,15 @@ T = TypeVar("T")
 
 class UserInputError(Exception):
     """A request the caller can fix: unknown recipe, bad parameter, missing publication."""
+
+
+def unknown_project_error(project_id: str) -> UserInputError:
+    """Build the error for a project id that names no project, with the command that creates it."""
+    name = project_id if PROJECT_ID_PATTERN.match(project_id) else "<project_id>"
+    return UserInputError(
+        f"Project {project_id!r} does not exist; check the project_id, or create it with "
+        f"`pulseboard project create {name}`."
+    )
 
 
 # ClickHouse appends the failing query, with parameters substituted, as "In scope SELECT ..." or

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from pulseboard.server.settings import Settings
 from pulseboard.server.store import Publication, Store, utcnow
-from pulseboard.tools.errors import UserInputError
+from pulseboard.tools.errors import UserInputError, unknown_project_error
 from pulseboard.tools.query import Column, QueryOutput, run_hogql
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def publish(
     if params and not recipe_id:
         raise UserInputError("params apply to recipes only; put values for hogql in the query text.")
     if store.get_project(project_id) is None:
-        raise UserInputError(f"Project {project_id!r} does not exist; create it with `pulseboard project create`.")
+        raise unknown_project_error(project_id)
     if expires_at is not None:
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=dt.timezone.utc)

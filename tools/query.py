@@ -21,7 +21,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from pulseboard.hogql import CompileContext, CompiledQuery, QueryFilters, compile_query, restore_table_aliases
 from pulseboard.server.settings import Settings
 from pulseboard.server.store import Store
-from pulseboard.tools.errors import QueryFailedError, UserInputError, clickhouse_message
+from pulseboard.tools.errors import QueryFailedError, clickhouse_message, unknown_project_error
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +140,7 @@ def compile_hogql(
     """Compile one HogQL query with the project's property types and timezone, without running it."""
     project = store.get_project(project_id)
     if project is None:
-        raise UserInputError(
-            f"Project {project_id!r} does not exist; check the project_id, or create it with "
-            "`pulseboard project create`."
-        )
+        raise unknown_project_error(project_id)
 
     context = CompileContext(
         project_id=project_id,

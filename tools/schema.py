@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from pulseboard.server.settings import Settings
 from pulseboard.server.store import Project, Store
-from pulseboard.tools.errors import UserInputError
+from pulseboard.tools.errors import unknown_project_error
 from pulseboard.tools.query import execution_settings
 
 logger = logging.getLogger(__name__)
@@ -299,13 +299,10 @@ class PathStats:
 
 
 def require_project(store: Store, project_id: str) -> Project:
-    """Return the project, or raise UserInputError naming the unknown id."""
+    """Return the project, or raise the unknown-project error."""
     project = store.get_project(project_id)
     if project is None:
-        raise UserInputError(
-            f"Project {project_id!r} does not exist; check the project_id, or create it with "
-            "`pulseboard project create`."
-        )
+        raise unknown_project_error(project_id)
     return project
 
 
