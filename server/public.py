@@ -776,6 +776,21 @@ def request_key(request: Request) -> str:
 BASE_HEADERS = {**CORS_HEADERS, **SECURITY_HEADERS, "Vary": "Accept, Authorization"}
 
 
+def encoded_body(result: CachedResult[Any], key: tuple[str, bool], encode: Callable[[], bytes]) -> bytes:
+    """Return the encoded body of a cached result, encoding it on first use, because views of one
+    result repeat far more often than it is computed."""
+    body = result.bodies.get(key)
+    if body is None:
+        body = encode()
+        result.bodies[key] = body
+    return body
+
+
+def json_bytes(document: dict[str, Any]) -> bytes:
+    """Encode a JSON document as JSONResponse does."""
+    return JSONResponse(document).body
+
+
 def result_response(
     request: Request,
     options: ViewOptions,
@@ -792,19 +807,15 @@ def result_response(
 
     if options.format == "json":
         headers["Content-Security-Policy"] = DATA_CSP
-        body = result.bodies.get(("json", stale))
-        if body is None:
-            body = JSONResponse(result_document(publication, result, stale=stale)).body
-            result.bodies["json", stale] = body
+        body = encoded_body(
+            result, ("json", stale), lambda: json_bytes(result_document(publication, result, stale=stale))
+        )
         return Response(body, media_type="application/json", headers=headers)
 
     if options.format == "csv":
         headers["Content-Security-Policy"] = DATA_CSP
         headers["Content-Disposition"] = f'inline; filename="{publication.publication_id}.csv"'
-        body = result.bodies.get(("csv", False))
-        if body is None:
-            body = result_csv(result.output).encode()
-            result.bodies["csv", False] = body
+        body = encoded_body(result, ("csv", False), lambda: result_csv(result.output).encode())
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
     return render_page(
@@ -836,10 +847,9 @@ def drilldown_response(
 
     if options.format == "json":
         headers["Content-Security-Policy"] = DATA_CSP
-        body = result.bodies.get(("json", stale))
-        if body is None:
-            body = JSONResponse(drilldown_document(publication, result, stale=stale)).body
-            result.bodies["json", stale] = body
+        body = encoded_body(
+            result, ("json", stale), lambda: json_bytes(drilldown_document(publication, result, stale=stale))
+        )
         return Response(body, media_type="application/json", headers=headers)
 
     return render_drilldown_page(
