@@ -61,7 +61,7 @@ def compute_drilldown(runtime: Runtime) -> Callable[[Publication], PublicationDr
         # The tools import the compiler and the recipes, so they are imported on first use, as in
         # compute_publication.
         from pulseboard.recipes import get_recipe
-        from pulseboard.tools.drilldown import account_drilldown
+        from pulseboard.tools.drilldown import drill_down_scored
         from pulseboard.tools.recipes import run_recipe
 
         if not has_drilldown(publication):
@@ -78,17 +78,17 @@ def compute_drilldown(runtime: Runtime) -> Callable[[Publication], PublicationDr
         names = [column.name for column in health.columns]
         bottom = bottom_accounts([dict(zip(names, row)) for row in health.rows], DRILLDOWN_ACCOUNTS)
 
-        accounts = []
-        for row in bottom:
-            detail = account_drilldown(
-                runtime.store,
-                runtime.settings,
-                publication.project_id,
-                account_id=row["account"],
-                as_of=as_of,
-                account_property=account_property,
-            )
-            accounts.extend(drilldown_account(row, account.sections, account.last_seen) for account in detail.accounts)
+        # The bottom rows were scored with the publication's own parameters, so the drill-down
+        # reuses them instead of running the recipe again for each account.
+        details = drill_down_scored(
+            runtime.store,
+            runtime.settings,
+            publication.project_id,
+            bottom,
+            as_of=as_of,
+            account_property=account_property,
+        )
+        accounts = [drilldown_account(row, detail.sections, detail.last_seen) for row, detail in zip(bottom, details)]
         logger.info("drill-down of publication %s: %d accounts", publication.publication_id, len(accounts))
         return PublicationDrilldown(as_of=as_of, accounts=accounts)
 
@@ -113,32 +113,12 @@ def bottom_accounts(rows: list[dict[str, Any]], count: int) -> list[dict[str, An
 def drilldown_account(
     row: dict[str, Any], sections: list[DrilldownSection], last_seen: str | None
 ) -> DrilldownAccount:
-    """Combine an account's row of the publication's table with its drill-down sections.
-
-    The summary section is scored by the recipe's default parameters. Its fields that the
-    publication's table also has take the table's values, so a publication with its own weights
-    or bands shows the same score in both.
-    """
-    merged = [with_table_values(section, row) if section.name == "summary" else section for section in sections]
+    """Combine an account's row of the publication's table with its drill-down sections."""
     return DrilldownAccount(
         account=str(row["account"]),
         health_score=row["health_score"],
         status=str(row["status"]),
         top_risk_signal=row.get("top_risk_signal"),
         last_seen=last_seen,
-        sections=merged,
+        sections=sections,
     )
-
-
-def with_table_values(section: DrilldownSection, row: dict[str, Any]) -> DrilldownSection:
-    rows = [[field, summary_text(row[field]) if field in row else value] for field, value in section.rows]
-    return section.model_copy(update={"rows": rows})
-
-
-def summary_text(value: Any) -> str:
-    """Write a value as the summary section's text: empty for null, whole floats without '.0'."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

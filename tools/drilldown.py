@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,6 +247,23 @@ def account_drilldown(
     ]
     logger.info("drill-down of %d accounts in project %s", len(accounts), project_id)
     return DrilldownOutput(as_of=as_of.isoformat(), accounts=accounts)
+
+
+def drill_down_scored(
+    store: Store,
+    settings: Settings,
+    project_id: str,
+    health_rows: Sequence[dict[str, Any]],
+    *,
+    as_of: dt.datetime,
+    account_property: str = "account_id",
+) -> list[AccountDrilldown]:
+    """Build the drill-down of each account in `health_rows`, rows of the health recipe that the
+    caller scored with its own parameters, so the summary section shows the caller's scores."""
+    return [
+        _drilldown_one(store, settings, project_id, str(row["account"]), row, as_of, account_property)
+        for row in health_rows
+    ]
 
 
 def _drilldown_one(
