@@ -276,7 +276,7 @@ async def run(args: argparse.Namespace, port: int, urls: dict, server_pid: int) 
 
     # (a) Cached views against the bare route.
     _, body, headers = await timed_get(port, urls["cached"])
-    # uvicorn writes these itself, and `connection: close` answered this one request's header.
+    # uvicorn writes these headers itself, and `connection: close` echoes this one request's header.
     own_headers = {"content-length", "content-type", "date", "server", "connection"}
     extra_headers = {name: value for name, value in headers.items() if name not in own_headers}
     stored = json.dumps({"body": body.decode(), "headers": extra_headers}).encode()

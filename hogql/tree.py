@@ -6,8 +6,8 @@ account-health example query in bench/bench_queries.py (285 nodes) one such walk
 and filters the list it keeps, which took about 0.01 ms per lookup.
 
 The lists describe the tree as it was when they were first read. After a step adds, removes or
-moves nodes, it may still use the nodes it knows to be in place, and builds a new `TreeNodes` to
-find any others.
+moves nodes, it may still use the nodes that the change left in place, and builds a new
+`TreeNodes` to find any others.
 """
 
 from __future__ import annotations

@@ -821,7 +821,7 @@ def build_parser() -> argparse.ArgumentParser:
         "create", parents=[common], help="Create an API token for /mcp that may use only the named projects; print it once."
     )
     token_create.add_argument("--project", action="append", required=True, help="Project id the token may use; repeatable.")
-    token_create.add_argument("--label", default="", help="Note shown by `token list`, e.g. who holds the token.")
+    token_create.add_argument("--label", default="", help="Label shown by `token list`, e.g. the token's owner.")
     token_create.set_defaults(handler=cmd_token_create)
     token_list = token_commands.add_parser("list", parents=[common], help="List API tokens (never the tokens themselves).")
     token_list.add_argument("--format", choices=["table", "json", "csv"], default="table", help="Output format; default table.")

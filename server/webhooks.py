@@ -9,7 +9,7 @@ Stripe: `POST /v1/webhooks/stripe/{project_id}`
     Stripe documents for its webhooks. A project without a secret, a missing, malformed, stale or
     wrong signature all get 400, so Stripe reports the delivery as failed.
     NOTE: the signing secret is stored in clear in the `project_settings` table, because checking
-    an HMAC needs the secret itself; the admin API and the CLI never print it.
+    an HMAC needs the secret itself. The admin API and the CLI never print it.
 
     `customer.subscription.created` becomes `subscription_started`, `customer.subscription.updated`
     becomes `plan_changed` when its `previous_attributes` include `items`, `plan` or `quantity`,

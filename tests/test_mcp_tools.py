@@ -127,10 +127,11 @@ async def tour(client: Client, project_id: str) -> dict[str, Any]:
     return results
 
 
-# No account had events in the 14 days before the last 14, so trend has no data and its 30 weight
-# points move to usage (40) and friction (30); revenue weighs 0. globex: usage log(1+2)/log(1+4) =
-# 0.683 and friction 1 - 1000 * 1 error / 1000 events / 5 = 0.8, so it loses 40/70 * 100 * 0.317 =
-# 18.1 and 30/70 * 100 * 0.2 = 8.6 points. The friction median of 0 and 0.2 is 0.1, so globex has 2x it.
+# No account had events in the 14 days before the last 14, so trend has no data. Its 30 weight
+# points move to usage (40) and friction (30), and revenue weighs 0.
+# globex: usage is log(1+2)/log(1+4) = 0.683 and friction is 1 - 1000 * 1 error / 1000 events / 5 = 0.8.
+# So it loses 40/70 * 100 * 0.317 = 18.1 and 30/70 * 100 * 0.2 = 8.6 points.
+# The friction median of 0 and 0.2 is 0.1, so globex has 2x it.
 COVERAGE = "usage, friction, revenue; no data: trend (30 of 100 weight points moved to the signals with data)"
 GLOBEX_USAGE = "usage: 2 events in 30 days, 50% of the busiest account"
 GLOBEX_FRICTION = "errors: 1 in 30 days, 2x the median"
@@ -336,9 +337,11 @@ def schema_facts(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def account_read(store: Store) -> str:
-    """The compiled read of properties.account_id. The compiler reads the typed String subcolumn only
-    while every stored value at that path, in any project of the store, is a string; other tests may
-    store a number there."""
+    """Return the compiled read of properties.account_id.
+
+    The compiler reads the typed String subcolumn only while every stored value at that path, in any
+    project of the store, is a string. Other tests may store a number there.
+    """
     [[stored]] = store.query("SELECT distinctJSONPathsAndTypes(properties)['account_id'] FROM events").rows
     if stored == ["String"]:
         return 'properties."account_id".:String'
